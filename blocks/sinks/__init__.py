@@ -1,0 +1,5 @@
+"""Sinks: where signals leave a graph."""
+
+from twingraph.boundary import Output
+
+__all__ = ["Output"]
