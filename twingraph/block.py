@@ -81,6 +81,10 @@ class Block:
     (:meth:`state_dict`). Constants derived in :meth:`reset` that are not state
     take a leading underscore (``self._terms``).
 
+    Subclasses join the registry of block types (what saved graphs may name)
+    under their class name, or ``type_name=...`` given as a class keyword; a
+    base class meant only for subclassing passes ``abstract=True``.
+
     A block whose outputs do not depend on its current inputs (a delay, an ODE
     state) sets ``direct_feedthrough = False``; a feedback loop must pass through
     at least one such block.
@@ -104,8 +108,10 @@ class Block:
     outputs: ClassVar[dict[str, Signal]] = {}
     direct_feedthrough: ClassVar[bool] = True
 
-    def __init_subclass__(cls, type_name: str | None = None, **kwargs) -> None:
+    def __init_subclass__(cls, type_name: str | None = None, abstract: bool = False, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
+        if abstract:  # a base class for other blocks (ODEModel, ...): not a block type of its own
+            return
         key = type_name or cls.__qualname__
         known = _REGISTRY.get(key)
         if known is not None and known.__module__ != cls.__module__:
