@@ -82,8 +82,8 @@ class Simulator:
     >>> sim = Simulator(g)
     >>> float(sim.step(u=1.5)["k.y"])
     3.0
-    >>> sim.run(inputs={"u": [1.0, 2.0]})["k.y"]
-    array([2., 4.])
+    >>> sim.run(inputs={"u": [1.0, 2.0]})["k.y"]  # the history holds the stepped tick too
+    array([3., 2., 4.])
     """
 
     def __init__(
