@@ -7,9 +7,10 @@ separate ``blocks`` package, which registers its block types when imported.
 
 from .block import Block, Buffers, Context, block_types
 from .boundary import Input, Output
-from .errors import SimulationError, TwinGraphError, ValidationError, WiringError
+from .errors import LoadError, SimulationError, TwinGraphError, ValidationError, WiringError
 from .graph import Graph
 from .history import History
+from .serialize import from_dict, load, load_state
 from .signals import Port, Signal
 from .simulator import Simulator
 
@@ -22,6 +23,7 @@ __all__ = [
     "Graph",
     "History",
     "Input",
+    "LoadError",
     "Output",
     "Port",
     "Signal",
@@ -31,4 +33,7 @@ __all__ = [
     "ValidationError",
     "WiringError",
     "block_types",
+    "from_dict",
+    "load",
+    "load_state",
 ]

@@ -173,6 +173,21 @@ class Block:
     def update(self, t: float, inp: Buffers) -> None:
         """Phase 2: advance the state from ``t`` to ``t + dt``. Stateless blocks need not override."""
 
+    def weights(self) -> dict[str, np.ndarray]:
+        """Learned arrays that are not params (an ML block's fitted weights), by name.
+
+        Saving a graph writes them to the ``.npz`` file beside the JSON, under
+        ``"<block path>/<name>"``; loading builds the block from its params, then
+        hands them back to :meth:`load_weights`. Blocks without learned weights
+        keep both defaults.
+        """
+        return {}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Take back the arrays :meth:`weights` returned (called after construction on load)."""
+        if weights:
+            raise WiringError(f"Block '{self.name}' has no learned weights. Got {sorted(weights)} instead.")
+
     @property
     def stateful(self) -> bool:
         """True when the block overrides :meth:`update`."""

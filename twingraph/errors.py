@@ -15,3 +15,7 @@ class ValidationError(TwinGraphError, ValueError):
 
 class SimulationError(TwinGraphError, ValueError):
     """Bad data given to a simulator (missing input, wrong shape, bad snapshot)."""
+
+
+class LoadError(TwinGraphError, ValueError):
+    """A saved graph cannot be loaded: not JSON, wrong format, unknown block type, bad value or wiring."""

@@ -147,6 +147,37 @@ class Graph:
 
         compile_graph(self)
 
+    def to_dict(self, state: dict | None = None) -> dict:
+        """This graph as a graph file document, arrays inline; see :mod:`twingraph.serialize`."""
+        from .serialize import to_dict
+
+        return to_dict(self, state)
+
+    def save(self, path, state: dict | None = None) -> None:
+        """Write this graph to a JSON file (large arrays to ``.npz`` beside it), with an optional
+        :meth:`Simulator.snapshot() <twingraph.Simulator.snapshot>` as ``state``."""
+        from .serialize import save
+
+        save(self, path, state)
+
+    def to_dot(self) -> str:
+        """DOT source text of this graph (needs no graphviz program)."""
+        from .render import to_dot
+
+        return to_dot(self)
+
+    def render(self, path, format: str | None = None):
+        """Draw this graph to ``path`` as SVG, PNG or PDF (needs graphviz ``dot``); return the path."""
+        from .render import render
+
+        return render(self, path, format)
+
+    def _repr_svg_(self) -> str | None:
+        """Notebook display: the picture as SVG (None without the graphviz ``dot`` program)."""
+        from .render import svg
+
+        return svg(self)
+
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, dt={self.dt}, blocks={list(self._nodes)})"
 

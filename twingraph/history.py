@@ -60,7 +60,7 @@ class History:
         self.batch = batch
         self.slots, widths = layout(signals)
         self._sources = []
-        for dtype, width in widths.items():
+        for dtype in widths:
             columns = np.concatenate(
                 [np.arange(slots[p].offset, slots[p].offset + s.size) for p, s in self.slots.items() if s.dtype == dtype]
             )
@@ -140,12 +140,15 @@ class History:
         """Values of ``ports`` (default all) by port, each ``(T, B, *shape)`` or ``(T, *shape)`` for B=1."""
         return {p: self[p] for p in (self.ports if ports is None else ports)}
 
-    def to_pandas(self, ports: Sequence[str] | None = None) -> pd.DataFrame:
+    def to_pandas(self, ports: Sequence[str] | None = None, last: int | None = None) -> pd.DataFrame:
         """A DataFrame with one column per port element (``"block.port[i]"``).
 
         The index is ``time`` [s]; with more than one asset, a MultiIndex ``(time, asset)``.
+        ``last`` keeps only the last ``last`` ticks.
         """
         rows = self._rows()
+        if last is not None:
+            rows = rows[max(len(rows) - last, 0) :]
         time = self._ticks[rows] * self.dt
         columns = {}
         for path in self.ports if ports is None else ports:
@@ -186,6 +189,12 @@ class History:
                 ax.legend(loc="best", fontsize="small")
         axes[-1].set_xlabel("time [s]")
         return axes
+
+    def _repr_html_(self) -> str:
+        """Notebook display: a table of the last ticks."""
+        from .render import history_html
+
+        return history_html(self)
 
     def __repr__(self) -> str:
         return f"<History: {len(self)} ticks, {len(self.slots)} ports, batch {self.batch}>"

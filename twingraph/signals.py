@@ -23,7 +23,7 @@ def _normalise_shape(shape) -> Shape | None:
         shape = (int(shape),)
     try:
         dims = tuple(int(d) for d in shape)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise WiringError(f"A signal shape must be a tuple of ints. Got {shape!r} instead.") from exc
     if any(d < 1 for d in dims):
         raise WiringError(f"A signal shape must have positive dimensions. Got {dims} instead.")

@@ -1,0 +1,159 @@
+"""The ``twingraph`` command: check, draw, run and describe saved graph files.
+
+::
+
+    twingraph validate g.json
+    twingraph render g.json -o g.svg
+    twingraph run g.json --inputs data.csv --out history.csv [--steps N] [--batch B]
+    twingraph info g.json
+
+Input CSV files have a ``time`` column (and an ``asset`` column for a batch of
+several assets) and one column per ``Input`` element, named like history
+columns: ``u`` for a scalar, ``u[0]``, ``u[1]`` for a vector. Errors print one
+message to stderr and exit with status 1.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .boundary import Output
+from .errors import TwinGraphError
+from .graph import Graph
+from .scheduler import compile_graph
+from .serialize import load, load_state
+from .simulator import Simulator
+
+
+def _subsystems(graph: Graph) -> int:
+    return sum(1 + _subsystems(node) for node in graph.blocks.values() if isinstance(node, Graph))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _short(value) -> str:
+    """One-line text of a param value, at most 40 characters."""
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape}"
+    if isinstance(value, pd.DataFrame):
+        return f"DataFrame({value.shape[0]} rows: {', '.join(map(str, value.columns))})"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _validate(args: argparse.Namespace) -> str:
+    graph = load(args.graph)
+    plan = compile_graph(graph)
+    outputs = [name for name, node in graph.blocks.items() if isinstance(node, Output)]
+    return (
+        f"ok: graph '{graph.name}' (dt = {graph.dt:g} s): {_count(len(plan.blocks), 'block')}, "
+        f"{_count(_subsystems(graph), 'subsystem')}, {_count(len(plan.sources), 'connection')}; "
+        f"inputs {sorted(plan.feeds)}, outputs {outputs}"
+    )
+
+
+def _render(args: argparse.Namespace) -> str:
+    graph = load(args.graph, validate=False)
+    path = graph.render(args.output, format=args.format)
+    return f"wrote {path}"
+
+
+def _read_inputs(path: str) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    if "time" not in frame.columns:
+        raise TwinGraphError(f"The inputs file '{path}' needs a 'time' column. Its columns are {list(frame.columns)}.")
+    return frame.set_index(["time", "asset"] if "asset" in frame.columns else "time")
+
+
+def _run(args: argparse.Namespace) -> str:
+    graph = load(args.graph)
+    frame = None if args.inputs is None else _read_inputs(args.inputs)
+    state = None if args.no_state else load_state(args.graph)
+    batch = args.batch
+    if batch is None and state is not None:
+        batch = state["batch"]
+    if batch is None and frame is not None and isinstance(frame.index, pd.MultiIndex):
+        batch = frame.index.get_level_values("asset").nunique()
+    sim = Simulator(graph, batch=batch or 1, progress=False)
+    if state is not None:
+        sim.restore(state)
+    history = sim.run(inputs=frame, steps=args.steps)
+    history.to_csv(args.out)
+    start = "the saved state" if state is not None else "reset"
+    return f"ran {len(history)} ticks of '{graph.name}' (batch {sim.batch}, from {start}); wrote {args.out}"
+
+
+def _info(args: argparse.Namespace) -> str:
+    graph = load(args.graph)
+    plan = compile_graph(graph)
+    fed_by = {dst: src for dst, src in plan.sources.items()}
+    lines = [
+        f"graph '{graph.name}': dt = {graph.dt:g} s, {_count(len(plan.blocks), 'block')}, "
+        f"{_count(_subsystems(graph), 'subsystem')}",
+        f"inputs: {', '.join(f'{n} {s.describe()}' for n, s in plan.feeds.items()) or 'none'}",
+        "",
+        "blocks, in execution order:",
+    ]
+    for i, name in enumerate(plan.order, 1):
+        block = plan.blocks[name]
+        params = ", ".join(f"{k}={_short(v)}" for k, v in block.get_params().items())
+        lines.append(f"{i:3d}. {name} [{type(block).type_name}] {params}".rstrip())
+        for port, signal in plan.inputs[name].items():
+            src = fed_by.get((name, port))
+            source = f"  <- {src[0]}.{src[1]}" if src else ""
+            lines.append(f"       in  {port}: {signal.describe()}{source}")
+        for port, signal in plan.outputs[name].items():
+            lines.append(f"       out {port}: {signal.describe()}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twingraph", description="Check, draw, run and describe twingraph graph files (JSON)."
+    )
+    parser.add_argument("--version", action="version", version=f"twingraph {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="load a graph file and check the graph")
+    validate.set_defaults(handler=_validate)
+
+    render = commands.add_parser("render", help="draw a graph file as SVG, PNG or PDF (needs graphviz)")
+    render.add_argument("-o", "--output", required=True, help="picture file, e.g. g.svg")
+    render.add_argument("--format", choices=["svg", "png", "pdf"], help="default: from the output suffix")
+    render.set_defaults(handler=_render)
+
+    run = commands.add_parser("run", help="simulate a graph file over recorded inputs, write the history CSV")
+    run.add_argument("--inputs", help="CSV with a 'time' column (and 'asset') and one column per input element")
+    run.add_argument("--out", required=True, help="history CSV to write")
+    run.add_argument("--steps", type=int, help="ticks to run (default: the rows of --inputs)")
+    run.add_argument("--batch", type=int, help="assets per tick (default: from the saved state or the 'asset' column)")
+    run.add_argument("--no-state", action="store_true", help="start from reset even if the file holds a saved state")
+    run.set_defaults(handler=_run)
+
+    info = commands.add_parser("info", help="list blocks, ports with their signals, and the execution order")
+    info.set_defaults(handler=_info)
+
+    for command in (validate, render, run, info):
+        command.add_argument("graph", help="graph file (JSON) saved by Graph.save")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        print(args.handler(args))
+    except (TwinGraphError, OSError, ValueError) as exc:  # bad files and data, not bugs: no traceback
+        print(f"twingraph {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
