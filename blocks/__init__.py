@@ -3,6 +3,6 @@
 Importing ``blocks`` registers every block type, so saved graphs can name them.
 """
 
-from . import discrete, math, physics, sinks, sources
+from . import anomaly, discrete, estimation, health, math, ml, physics, sinks, sources
 
-__all__ = ["discrete", "math", "physics", "sinks", "sources"]
+__all__ = ["anomaly", "discrete", "estimation", "health", "math", "ml", "physics", "sinks", "sources"]

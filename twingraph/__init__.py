@@ -13,6 +13,7 @@ from .history import History
 from .serialize import from_dict, load, load_state
 from .signals import Port, Signal
 from .simulator import Simulator
+from .twin import TwinResult, TwinSystem
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "Signal",
     "SimulationError",
     "Simulator",
+    "TwinResult",
+    "TwinSystem",
     "TwinGraphError",
     "ValidationError",
     "WiringError",

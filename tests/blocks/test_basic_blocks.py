@@ -107,9 +107,10 @@ def test_every_library_block_is_reproducible_and_reset_idempotent():
         feeds = {}
         for port in block.inp:
             shape = port.signal.shape if port.signal.shape is not None else (2,)
-            source = g.add(Input(f"in_{port.name}", shape=shape))
+            source = g.add(Input(f"in_{port.name}", shape=shape, dtype=port.signal.dtype or "float64"))
             g.connect(source.out.value, port)
-            feeds[source.name] = np.random.default_rng(1).normal(size=(8, *shape))
+            values = np.random.default_rng(1).normal(size=(8, *shape))
+            feeds[source.name] = values > 0 if port.signal.dtype == "bool" else values
         sim = tg.Simulator(g, batch=1)
         first = sim.run(inputs=feeds or None, steps=8).to_pandas()
         sim.reset()

@@ -68,7 +68,7 @@ def _test_graph(type_name: str) -> tg.Graph:
     try:
         for port, signal in block.input_signals().items():
             feed = g.add(
-                Input(f"in_{port}", shape=signal.shape or (2,), dtype=signal.dtype or "float64", unit=signal.unit)
+                Input(f"in_{port}", shape=(2,) if signal.shape is None else signal.shape, dtype=signal.dtype or "float64", unit=signal.unit)
             )
             g.connect(feed.out.value, block.inp[port])
         g.validate()

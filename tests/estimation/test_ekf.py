@@ -1,0 +1,216 @@
+"""The EKF against filterpy, its consistency (NIS), missing measurements and parameter estimation."""
+
+import numpy as np
+import pytest
+from filterpy.kalman import ExtendedKalmanFilter
+from scipy.stats import chi2
+
+import twingraph as tg
+from blocks.estimation import EKF
+from blocks.physics import FunctionODE, MassSpringDamper, PumpLike
+from blocks.sources import Input
+
+DT = 0.05
+
+
+def filter_graph(ekf: EKF) -> tg.Graph:
+    model = ekf.process
+    g = tg.Graph("filter", dt=DT)
+    g.add(ekf)
+    if model.n_u:
+        u = g.add(Input("u", shape=(model.n_u,), unit=model.input_unit))
+        g.connect(u.out.value, "ekf.u")
+    y = g.add(Input("y", shape=(model.n_y,), unit=model.y_unit))
+    g.connect(y.out.value, "ekf.y")
+    return g
+
+
+def rk4_matrices(a: np.ndarray, b: np.ndarray, h: float):
+    """The exact one-step RK4 map of ``ẋ = A x + b u``: ``x⁺ = Φ x + Γ u``."""
+    ah = a * h
+    eye = np.eye(len(a))
+    phi = eye + ah + ah @ ah / 2 + ah @ ah @ ah / 6 + ah @ ah @ ah @ ah / 24
+    gamma = h * (eye + ah / 2 + ah @ ah / 6 + ah @ ah @ ah / 24) @ b
+    return phi, gamma
+
+
+def test_linear_ekf_matches_filterpy_to_1e9():
+    mass, damping, stiffness = 1.0, 0.5, 4.0
+    model = MassSpringDamper(mass=mass, damping=damping, stiffness=stiffness)
+    q, r, p0 = np.array([1e-4, 2e-4]), 1e-2, 0.5
+    ekf = EKF(model=model, q=q, r=r, p0=p0, x0=[0.3, -0.1], name="ekf")
+    sim = tg.Simulator(filter_graph(ekf), batch=2)
+    rng = np.random.default_rng(1)
+    steps = 200
+    u = rng.normal(size=(steps, 2, 1))
+    y = np.sin(0.1 * np.arange(steps))[:, None, None] + 0.1 * rng.normal(size=(steps, 2, 1))
+    a = np.array([[0.0, 1.0], [-stiffness / mass, -damping / mass]])
+    phi, gamma = rk4_matrices(a, np.array([[0.0], [1.0 / mass]]), DT)
+    reference = []
+    for _ in range(2):
+        fk = ExtendedKalmanFilter(dim_x=2, dim_z=1, dim_u=1)
+        fk.x = np.array([[0.3], [-0.1]])
+        fk.P = np.eye(2) * p0
+        fk.F, fk.B, fk.Q, fk.R = phi, gamma, np.diag(q), np.array([[r]])
+        reference.append(fk)
+    worst = 0.0
+    for k in range(steps):
+        out = sim.step(u=u[k], y=y[k])
+        for i, fk in enumerate(reference):
+            fk.update(y[k, i], lambda x: np.array([[1.0, 0.0]]), lambda x: x[:1])
+            fk.predict(u=u[k, i][:, None])  # a column: filterpy computes B @ u
+            state = sim.blocks["ekf"]
+            for ours, theirs in (
+                (out["ekf.x_hat"][i], fk.x_post[:, 0]),
+                (out["ekf.P"][i], np.diag(fk.P_post)),
+                (state.z_[i], fk.x[:, 0]),
+                (state.P_[i], fk.P),
+            ):
+                worst = max(worst, np.max(np.abs(ours - theirs) / np.max(np.abs(theirs))))
+    assert worst < 1e-9
+
+
+def test_nonlinear_ekf_matches_filterpy():
+    """A damped pendulum observed through a range-like nonlinear sensor; filterpy gets exact (complex-step) F."""
+
+    def f(x, u, t, p):
+        return np.stack([x[:, 1], -p["g"] * np.sin(x[:, 0]) - 0.2 * x[:, 1] + u[:, 0]], axis=1)
+
+    def h(x, u, p):
+        return np.stack([np.sqrt(1.0 + x[:, 0] ** 2), x[:, 1] * np.cos(x[:, 0])], axis=1)
+
+    model = FunctionODE(f, h, states=("theta", "omega"), n_inputs=1, n_outputs=2, params={"g": 9.81})
+    q, r = 1e-4, np.array([1e-3, 2e-3])
+    ekf = EKF(model=model, q=q, r=r, p0=0.1, x0=[0.5, 0.0], name="ekf")
+    assert EKF(model=model).get_params()["jacobian"] == "auto"
+    sim = tg.Simulator(filter_graph(ekf))
+    p = model.batch_params(1)
+
+    class Reference(ExtendedKalmanFilter):
+        def predict_x(self, u):
+            self.x = model.advance(self.x.T, np.atleast_2d(u), 0.0, DT, p).T
+
+    def step_jacobian(x, u):
+        eps = 1e-30
+        columns = [model.advance(x.T + 1j * eps * e, u, 0.0, DT, p).imag[0] / eps for e in np.eye(2)]
+        return np.array(columns).T
+
+    def h_jacobian(x):
+        theta, omega = x[:, 0]
+        return np.array([[theta / np.sqrt(1 + theta**2), 0.0], [-omega * np.sin(theta), np.cos(theta)]])
+
+    fk = Reference(dim_x=2, dim_z=2, dim_u=1)
+    fk.x, fk.P, fk.Q, fk.R = np.array([[0.5], [0.0]]), np.eye(2) * 0.1, np.eye(2) * q, np.diag(r)
+    rng = np.random.default_rng(2)
+    worst = 0.0
+    for k in range(150):
+        u = np.array([[0.3 * np.sin(0.2 * k)]])
+        y = np.array([np.sqrt(1 + 0.4**2), 0.1]) + 0.03 * rng.normal(size=2)
+        out = sim.step(u=u, y=y)
+        fk.update(y[:, None], h_jacobian, lambda x: h(x.T, None, p).T)
+        fk.F = step_jacobian(fk.x, u)
+        fk.predict(u=u)
+        state = sim.blocks["ekf"]
+        for ours, theirs in ((out["ekf.x_hat"], fk.x_post[:, 0]), (state.z_[0], fk.x[:, 0]), (state.P_[0], fk.P)):
+            worst = max(worst, np.max(np.abs(ours - theirs) / np.max(np.abs(theirs))))
+    assert worst < 1e-7
+
+
+def simulate_linear(steps: int, batch: int, q: np.ndarray, r: float, seed: int):
+    """A mass-spring-damper driven by a known force, with process and measurement noise of known variance."""
+    model = MassSpringDamper()
+    rng = np.random.default_rng(seed)
+    x, p = np.zeros((batch, 2)), model.batch_params(batch)
+    u = np.sin(0.3 * np.arange(steps))[:, None, None] * np.ones((1, batch, 1))
+    y = np.empty((steps, batch, 1))
+    for k in range(steps):
+        y[k] = model.observe(x, u[k], p) + np.sqrt(r) * rng.normal(size=(batch, 1))
+        x = model.advance(x, u[k], k * DT, DT, p) + np.sqrt(q) * rng.normal(size=(batch, 2))
+    return model, u, y
+
+
+def test_nis_of_a_consistent_linear_filter_is_chi_square():
+    q, r, steps = np.array([1e-5, 1e-4]), 1e-3, 2000
+    model, u, y = simulate_linear(steps, 1, q, r, seed=3)
+    sim = tg.Simulator(filter_graph(EKF(model=model, q=q, r=r, p0=1e-6, x0=0.0, name="ekf")))
+    nis = sim.run(inputs={"u": u, "y": y})["ekf.normalized_innovation"]
+    low, high = chi2.ppf([0.025, 0.975], steps) / steps  # the mean of 2,000 χ²(1) draws
+    assert low < nis.mean() < high
+    assert (round(low, 3), round(high, 3)) == (0.939, 1.063)
+
+
+def test_missing_elements_are_predict_only():
+    """Dropping y[1] by NaN equals a filter that never observes y[1]; an all-NaN tick leaves the prior."""
+
+    def f(x, u, t, p):
+        return np.stack([x[:, 1], -np.sin(x[:, 0])], axis=1)
+
+    both = FunctionODE(f, states=("a", "b"), substeps=2)
+    first = FunctionODE(f, lambda x, u, p: x[:, :1], states=("a", "b"), n_outputs=1, substeps=2)
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(60, 3, 2))
+    y[:, 1, 1] = np.nan  # asset 1 never measures y[1]
+    y[20:30, 2, :] = np.nan  # asset 2 loses every sensor for ten ticks
+    sim = tg.Simulator(filter_graph(EKF(model=both, r=[0.1, 0.2], x0=[0.4, 0.0], name="ekf")), batch=3)
+    hist = sim.run(inputs={"y": y})
+    assert np.isfinite(hist["ekf.x_hat"]).all() and np.isfinite(hist["ekf.P"]).all()
+    assert (hist["ekf.innovation"][:, 1, 1] == 0).all()
+    single = tg.Simulator(filter_graph(EKF(model=first, r=0.1, x0=[0.4, 0.0], name="ekf")), batch=3)
+    reference = single.run(inputs={"y": y[:, :, :1]})
+    np.testing.assert_allclose(hist["ekf.x_hat"][:, 1], reference["ekf.x_hat"][:, 1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["ekf.P"][:, 1], reference["ekf.P"][:, 1], rtol=1e-9, atol=1e-12)
+    assert (hist["ekf.normalized_innovation"][20:30, 2] == 0).all()
+    # with nothing measured, the posterior is the prior: the filter coasts on the model
+    coast = both.advance(hist["ekf.x_hat"][20, 2:3], np.zeros((1, 0)), 0.0, DT, {})
+    np.testing.assert_allclose(hist["ekf.x_hat"][21, 2], coast[0], rtol=1e-12)
+
+
+def test_efficiency_is_estimated_per_asset():
+    truth = PumpLike(efficiency=[1.0, 0.9, 0.7])
+    x, p = truth.initial_state(3), truth.batch_params(3)
+    ekf = EKF(PumpLike(), estimate=("efficiency",), q=0.0, q_params=1e-7, r=1e-14, p0=0.0, p0_params=0.1, name="ekf")
+    sim = tg.Simulator(filter_graph(ekf), batch=3)
+    rng = np.random.default_rng(5)
+    for k in range(300):
+        u = np.full((3, 1), 12.0 + np.sin(0.1 * k))
+        out = sim.step(u=u, y=truth.observe(x, u, p) + 1e-7 * rng.normal(size=(3, 1)))
+        x = truth.advance(x, u, k * DT, DT, p)
+    np.testing.assert_allclose(out["ekf.params"][:, 0], [1.0, 0.9, 0.7], atol=2e-3)
+    assert out["ekf.P"].shape == (3, 3) and (out["ekf.P"][:, 2] > 0).all()
+
+
+def test_analytic_and_finite_difference_jacobians_agree():
+    model, u, y = simulate_linear(100, 1, np.array([1e-5, 1e-4]), 1e-3, seed=6)
+    hist = {}
+    for mode in ("analytic", "fd"):
+        sim = tg.Simulator(filter_graph(EKF(model=model, q=1e-5, r=1e-3, jacobian=mode, name="ekf")))
+        hist[mode] = sim.run(inputs={"u": u, "y": y})
+    np.testing.assert_allclose(hist["analytic"]["ekf.x_hat"], hist["fd"]["ekf.x_hat"], rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"estimate": ("eta",)}, "The 'estimate' parameter of EKF 'ekf' must be a tuple of names from"),
+        ({"jacobian": "exact"}, r"The 'jacobian' parameter of EKF 'ekf' must be one of \['auto', 'analytic', 'fd'\]"),
+        ({"r": 0.0}, r"The 'r' parameter of EKF 'ekf' must be > 0"),
+        ({"q": [1.0, 2.0, 3.0]}, "The 'q' parameter of EKF 'ekf' must be a variance >= 0 or 2 of them"),
+    ],
+)
+def test_bad_params_are_named(params, message):
+    with pytest.raises(tg.TwinGraphError, match=message):
+        filter_graph(EKF(name="ekf", **params)).validate()
+
+
+def test_snapshot_restore_resumes_exactly():
+    model, u, y = simulate_linear(40, 2, np.array([1e-5, 1e-4]), 1e-3, seed=7)
+    sim = tg.Simulator(filter_graph(EKF(model=model, name="ekf")), batch=2)
+    full = sim.run(inputs={"u": u, "y": y})["ekf.x_hat"].copy()
+    sim.reset()
+    sim.run(inputs={"u": u[:20], "y": y[:20]})
+    snap = sim.snapshot()
+    other = tg.Simulator(filter_graph(EKF(model=model, name="ekf")), batch=2)
+    other.restore(snap)
+    for k in range(20, 40):
+        out = other.step(u=u[k], y=y[k])
+    np.testing.assert_array_equal(out["ekf.x_hat"], full[-1])

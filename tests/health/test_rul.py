@@ -1,0 +1,62 @@
+"""RUL on synthetic health indicators with a known failure time."""
+
+import numpy as np
+import pytest
+
+import twingraph as tg
+from blocks.health import RUL
+
+DT = 0.5
+
+
+def rul_history(block: RUL, hi: np.ndarray) -> tg.History:
+    g = tg.Graph("life", dt=DT)
+    g.add(block)
+    feed = g.add(tg.Input("h", shape=()))
+    g.connect(feed.out.value, f"{block.name}.hi")
+    return tg.Simulator(g, batch=hi.shape[1]).run(inputs={"h": hi})
+
+
+def test_linear_trend_with_noise_predicts_the_failure_time():
+    t = np.arange(400) * DT  # failure at t = 250 s
+    rng = np.random.default_rng(0)
+    hi = (1.0 - t / 250.0)[:, None] + 0.01 * rng.normal(size=(400, 50))
+    hist = rul_history(RUL(window=100, model="linear", name="rul"), hi)
+    k = 300  # t = 150 s: true RUL 100 s
+    error = hist["rul.rul"][k] - 100.0
+    assert abs(error.mean()) < 1.0 and error.std() < 3.0
+    covered = (hist["rul.rul_lower"][k] <= 100.0) & (100.0 <= hist["rul.rul_upper"][k])
+    assert covered.mean() > 0.85
+
+
+def test_exponential_trend_and_best_model():
+    t = np.arange(300) * DT
+    hi = 1.0 - 0.05 * np.exp(t / 50.0)  # reaches 0 at t = 50 ln 20 ≈ 149.8 s
+    failure = 50.0 * np.log(20.0)
+    for model in ("exponential", "best"):
+        hist = rul_history(RUL(window=40, model=model, name="rul"), hi[:, None])
+        np.testing.assert_allclose(hist["rul.rul"][200], failure - t[200], rtol=1e-9)
+    linear = rul_history(RUL(window=40, model="linear", name="rul"), hi[:, None])
+    assert linear["rul.rul"][200] > failure - t[200] + 5.0  # a line underestimates the acceleration
+
+
+def test_flat_rising_and_failed_indicators():
+    steps = 50
+    hi = np.stack([np.full(steps, 0.7), np.linspace(0.5, 0.9, steps), np.linspace(0.2, -0.1, steps)], axis=1)
+    hist = rul_history(RUL(window=20, name="rul"), hi)
+    assert np.isinf(hist["rul.rul"][-1, :2]).all() and hist["rul.rul"][-1, 2] == 0.0
+    assert np.isinf(hist["rul.rul"][:9]).all()  # fewer than min_samples = 10
+    assert np.isfinite(hist["rul.rul"][9:, 2]).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"window": 2}, "The 'window' parameter of RUL 'rul' must be an int >= 3"),
+        ({"model": "weibull"}, r"The 'model' parameter of RUL 'rul' must be one of \['linear', 'exponential', 'best'\]"),
+        ({"threshold": 1.0}, "The 'threshold' parameter of RUL 'rul' must be < 1"),
+    ],
+)
+def test_bad_params_are_named(params, message):
+    with pytest.raises(tg.TwinGraphError, match=message):
+        rul_history(RUL(name="rul", **params), np.zeros((5, 1)))
