@@ -1,0 +1,120 @@
+"""The turbofan twin: WindowRUL block, training, the graph run over a fleet, metrics, the example and its notebook."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from blocks.ml.window_rul import WindowRUL, sliding_windows  # noqa: E402
+from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss  # noqa: E402
+from twingraph.datasets import load_cmapss  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turbofan_engine_degradation"
+sys.path.insert(0, str(EXAMPLE))
+
+import run_turbofan  # noqa: E402
+from turbofan_twin import SENSORS, phm08_score, right_aligned, rmse, run_twin, train_model  # noqa: E402
+
+
+def test_metrics_match_hand_computation():
+    pred, true = [10.0, 20.0, 30.0], [12.0, 20.0, 25.0]  # d = -2 (early), 0, +5 (late)
+    assert phm08_score(pred, true) == pytest.approx((np.exp(2 / 13) - 1) + 0.0 + (np.exp(5 / 10) - 1))
+    assert rmse(pred, true) == pytest.approx(np.sqrt((4 + 0 + 25) / 3))
+
+
+def test_sliding_windows_pad_with_the_first_cycle():
+    x = np.arange(8.0).reshape(4, 2)
+    w = sliding_windows(x, 3)
+    assert w.shape == (4, 3, 2)
+    np.testing.assert_array_equal(w[0], [[0, 1], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(w[3], x[1:4])
+
+
+def test_right_aligned_masks_units_of_different_lengths():
+    sensors, valid = right_aligned([np.ones((3, 2)), 2 * np.ones((5, 2))])
+    assert sensors.shape == (5, 2, 2) and valid.shape == (5, 2)
+    np.testing.assert_array_equal(valid[:, 0], [False, False, True, True, True])
+    assert valid[:, 1].all() and np.all(sensors[2:, 0] == 1) and np.all(sensors[:2, 0] == 0)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cmapss")
+    true_rul = write_synthetic_cmapss(folder, units=8, seed=1)
+    return load_cmapss("FD001", folder), true_rul
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic):
+    data, _ = synthetic
+    model = WindowRUL(window=10, channels=(8, 16), hidden=16, n_models=2, name="rul")
+    curves = train_model(data, model, epochs=15, patience=15, lr=3e-3, batch_size=128, progress=False)
+    return model, curves
+
+
+def test_training_lowers_the_validation_error(trained):
+    _, curves = trained
+    for val in curves["val_rmse"]:
+        assert min(val) < 0.7 * val[0]
+
+
+def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
+    data, true_rul = synthetic
+    model, _ = trained
+    result = run_twin(model, data.test)
+    t_max, units = result["valid"].shape
+    assert units == 8 and result["rul"].shape == (t_max, 8) and result["hi"].shape == (t_max, 8)
+    assert np.all(np.isnan(result["rul"][~result["valid"]]))  # nothing before a unit's data starts
+    assert np.all(np.isfinite(result["rul"][result["valid"]]))
+    hi = result["hi"][result["valid"]]
+    assert np.all((hi >= 0) & (hi <= 1))
+    slopes = [np.polyfit(np.arange(v.sum()), result["rul"][v, b], 1)[0] for b, v in enumerate(result["valid"].T)]
+    assert np.mean(slopes) < -0.3  # RUL falls as the synthetic engines wear
+    last = result["rul"][-1]
+    true = np.minimum([true_rul[u] for u in result["units"]], 125)
+    assert rmse(last, true) < rmse(np.full(8, np.mean(true)), true)  # better than a constant guess
+
+
+def test_weights_round_trip_gives_the_same_predictions(synthetic, trained):
+    data, _ = synthetic
+    model, _ = trained
+    copy = WindowRUL(window=10, channels=(8, 16), hidden=16, n_models=2, name="rul")
+    copy.load_weights(model.weights())
+    np.testing.assert_array_equal(run_twin(copy, data.test)["rul"], run_twin(model, data.test)["rul"])
+
+
+def test_example_end_to_end_on_a_tiny_subset(tmp_path):
+    folder = REAL_DIR if (REAL_DIR / "train_FD001.txt").is_file() else tmp_path / "data"
+    if folder != REAL_DIR:
+        write_synthetic_cmapss(folder, units=6)
+    metrics = run_turbofan.main(["--data", str(folder), "--units", "6", "--models", "1", "--epochs", "2",
+                                 "--also", "FD003", "--out", str(tmp_path / "out")])
+    assert np.isfinite(metrics["FD001"]["rmse"]) and np.isfinite(metrics["FD001"]["score"])
+    units = metrics["FD001"]["units"]
+    table = (tmp_path / "out" / "predictions_FD001.csv").read_text().splitlines()
+    assert len(table) == units + 1 and len(SENSORS) == 14
+
+
+def test_notebook_executes(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    folder = tmp_path / "data"
+    write_synthetic_cmapss(folder, units=5)
+    notebook = nbformat.read(EXAMPLE / "turbofan.ipynb", as_version=4)
+    env = {"TWINGRAPH_CMAPSS_DIR": str(folder), "MPLBACKEND": "Agg"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(EXAMPLE)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
+    outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "RMSE" in outputs
