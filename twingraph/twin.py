@@ -22,7 +22,7 @@ class TwinResult:
 
 
 class TwinSystem:
-    """A twin without wiring: builds ``y, u → estimator → anomaly``, ``params → health → rul``.
+    """A twin without wiring: builds ``y, u → estimator → residual → anomaly``, ``params → health → rul``.
 
     Parameters
     ----------
@@ -32,12 +32,15 @@ class TwinSystem:
         A filter with ports ``u``, ``y`` → ``x_hat``, ``params``, ``innovation``;
         ``None``: ``EKF(model=physics)`` (state only).
     anomaly : Block or None
-        Detector fed the estimator's ``innovation`` (ports ``x`` → ``score``, ``alarm``).
+        Detector (ports ``x`` → ``score``, ``alarm``) fed the estimator's innovation
+        normalised by its covariance, ``ν / √S`` [-], through a
+        :class:`~blocks.estimation.Residual` block named ``residual``; an estimator
+        without an ``S`` port feeds its raw ``innovation``.
     health : Block or None
         Health indicator fed the estimator's ``params`` (port ``params`` → ``hi``).
     rul : Block or None
         Remaining useful life fed ``hi`` (port ``hi`` → ``rul``); needs ``health``.
-        The blocks are renamed after their role (``estimator``, ``anomaly``, ``health``, ``rul``).
+        The blocks are renamed after their role (``estimator``, ``residual``, ``anomaly``, ``health``, ``rul``).
     dt : float
         Tick [s].
     batch : int
@@ -62,11 +65,17 @@ class TwinSystem:
     ...     result = twin.step(u=12.0, measurement=truth.observe(x, None, p)[0])
     ...     x = truth.advance(x, np.full((1, 1), 12.0), 0.0, 0.05, p)
     >>> round(float(result.params[0]), 3), round(float(result.health_indicator), 2), sorted(twin.graph.blocks)
-    (0.8, 0.5, ['anomaly', 'estimator', 'health', 'rul', 'u', 'y'])
+    (0.8, 0.5, ['anomaly', 'estimator', 'health', 'residual', 'rul', 'u', 'y'])
+
+    The detector sees the innovation in standard deviations (the filter's ``S``), not in m³/s:
+
+    >>> residual = twin.history["residual.residual"]
+    >>> round(float(np.abs(residual).max()), 2), bool(twin.history["anomaly.alarm"].any())
+    (0.58, False)
     """
 
     def __init__(self, physics, estimator=None, anomaly=None, health=None, rul=None, dt=1.0, batch=1) -> None:
-        from blocks.estimation import EKF
+        from blocks.estimation import EKF, Residual
         from blocks.sources import Input
 
         if rul is not None and health is None:
@@ -80,8 +89,14 @@ class TwinSystem:
         if self._has_input:
             g.connect(g.add(Input("u", shape=(physics.n_u,), unit=physics.input_unit)).out.value, "estimator.u")
         g.connect(g.add(Input("y", shape=(physics.n_y,), unit=physics.y_unit)).out.value, "estimator.y")
+        detected = "estimator.innovation"
+        if anomaly is not None and "S" in [port.name for port in estimator.out]:
+            g.add(Residual(name="residual"))
+            g.connect("estimator.innovation", "residual.innovation")
+            g.connect("estimator.S", "residual.S")
+            detected = "residual.residual"
         for role, block, source, port in (
-            ("anomaly", anomaly, "estimator.innovation", "x"),
+            ("anomaly", anomaly, detected, "x"),
             ("health", health, "estimator.params", "params"),
             ("rul", rul, "health.hi", "hi"),
         ):

@@ -5,6 +5,9 @@ import numpy as np
 from twingraph import Block, Context, Signal
 
 from ..physics.ode import invalid_param
+from .residual_health import ResidualHealth
+
+__all__ = ["RUL", "ParameterHealth", "ResidualHealth"]
 
 
 class ParameterHealth(Block):

@@ -1,0 +1,336 @@
+"""The unscented Kalman filter block: state and parameter estimation with sigma points, no Jacobians."""
+
+import numpy as np
+
+from twingraph import Block, Context, Signal, SimulationError
+
+from ..physics.library import PumpLike
+from ..physics.ode import ODEModel, common_unit, invalid_param
+from .ekf import diagonal
+
+
+def merwe_weights(n: int, alpha: float, beta: float, kappa: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean and covariance weights of Van der Merwe's ``2 n + 1`` scaled sigma points, and their spread ``√(n + λ)``.
+
+    Examples
+    --------
+    >>> wm, wc, spread = merwe_weights(2, alpha=1.0, beta=2.0, kappa=1.0)
+    >>> wm, wc, round(spread**2, 12)
+    (array([0.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667]), array([2.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667]), 3.0)
+    """
+    lam = alpha**2 * (n + kappa) - n
+    wm = np.full(2 * n + 1, 0.5 / (n + lam))
+    wc = wm.copy()
+    wm[0] = lam / (n + lam)
+    wc[0] = wm[0] + 1.0 - alpha**2 + beta
+    return wm, wc, float(np.sqrt(n + lam))
+
+
+class UKF(Block):
+    """Unscented Kalman filter over an :class:`~blocks.physics.ode.ODEModel`, with parameter estimation.
+
+    Same model, parameters, ports and tick as :class:`~blocks.estimation.EKF`,
+    but the mean and covariance are carried through the model by ``2 n + 1``
+    sigma points (Van der Merwe's scaled set) instead of a linearisation: no
+    Jacobian is needed, and the estimate is exact to second order in the
+    nonlinearity where the EKF's is to first.
+
+    Parameters
+    ----------
+    model : ODEModel or None
+        The process model; ``None`` uses ``PumpLike()``.
+    estimate : tuple of str
+        Names of the model's ``parameters`` to estimate (augmented to the state).
+    q : float or array_like
+        Process noise variance added to each state per tick [state unit²], one value or ``(n_x,)``.
+    q_params : float or array_like
+        Random-walk variance of each estimated parameter per tick [param unit²].
+    r : float or array_like
+        Measurement noise variance [y unit²], one value or ``(n_y,)`` (R is diagonal), > 0.
+    p0 : float or array_like
+        Initial state variance [state unit²], > 0 (the sigma points need P positive definite).
+    p0_params : float or array_like
+        Initial variance of the estimated parameters [param unit²], > 0.
+    x0 : array_like or None
+        Initial state estimate ``(n_x,)`` or ``(B, n_x)``; ``None`` uses the model's ``x0``.
+        The parameters start at the model's values.
+    alpha : float
+        Spread of the sigma points around the mean, > 0 [-]; the points lie
+        ``α √(n + κ)`` standard deviations out. Small α (1e-3) keeps them local
+        but gives the centre point a weight of order ``-1/α²``, which loses
+        precision when P spans many orders of magnitude; 1 (the default)
+        spreads them as far as the unscaled transform.
+    beta : float
+        Prior knowledge of the distribution, ≥ 0 [-]; 2 is optimal for a Gaussian.
+    kappa : float
+        Secondary scaling [-], with ``n + κ > 0``; 0 or ``3 - n`` are usual.
+    name : str or None
+        Block name.
+
+    Ports
+    -----
+    u (in) : model input, shape ``(n_u,)``; absent when the model has no input.
+    y (in) : measurement, shape ``(n_y,)``; a NaN element is a missing measurement.
+    x_hat (out) : filtered state ``x̂_{k|k}``, shape ``(n_x,)``.
+    params (out) : filtered estimated parameters, shape ``(n_est,)``; absent when ``estimate`` is empty.
+    P (out) : diagonal of the filtered covariance of ``[x, params]``, shape ``(n_x + n_est,)``.
+    innovation (out) : ``ν = y - ŷ⁻``, shape ``(n_y,)``; 0 for missing elements.
+    S (out) : diagonal of the innovation covariance, shape ``(n_y,)``.
+    normalized_innovation (out) : NIS ``νᵀ S⁻¹ ν``, shape ``()`` [-]; χ² with as many degrees
+        of freedom as measured elements when the filter is consistent.
+
+    Notes
+    -----
+    State ``z = [x, θ]`` of size ``n``, θ the estimated parameters (random
+    walks). Sigma points of a mean ``m`` and covariance ``P`` (Cholesky ``L Lᵀ = P``)::
+
+        λ = α² (n + κ) - n
+        χ_0 = m,   χ_i = m + √(n + λ) L_i,   χ_{n+i} = m - √(n + λ) L_i     (L_i the i-th column)
+        W^m_0 = λ / (n + λ),   W^c_0 = W^m_0 + 1 - α² + β,   W^m_i = W^c_i = 1 / (2 (n + λ))
+
+    At tick ``k`` the block receives ``u_k`` and ``y_k``, updates the prior
+    ``z⁻, P⁻`` (phase 1, so the block is direct feedthrough) and outputs the
+    posterior; phase 2 predicts to ``k + 1``::
+
+        χ = sigma points of (z⁻, P⁻),   Y_i = h(χ_i, u_k)
+        ŷ⁻ = Σ W^m_i Y_i
+        S = Σ W^c_i (Y_i - ŷ⁻)(Y_i - ŷ⁻)ᵀ + R
+        C = Σ W^c_i (χ_i - z⁻)(Y_i - ŷ⁻)ᵀ
+        K = C S⁻¹                                 solved, never inverted
+        ν = y_k - ŷ⁻
+        z = z⁻ + K ν
+        P = P⁻ - K S Kᵀ
+        χ = sigma points of (z, P),   χ⁺_i = [advance(x_i, u_k, t_k, dt, θ_i), θ_i]
+        z⁻ ← Σ W^m_i χ⁺_i
+        P⁻ ← Σ W^c_i (χ⁺_i - z⁻)(χ⁺_i - z⁻)ᵀ + Q
+
+    The sigma points are redrawn from the prior before the update, so that
+    the update sees ``Q`` (as filterpy does). ``P = P⁻ - K S Kᵀ`` has no Joseph
+    form without an ``H``; P is symmetrised after each step instead, and a
+    P that is no longer positive definite (a diverged filter, or variances
+    too small for float64) stops the run with a SimulationError naming the
+    block rather than a silent NaN. All ``2 n + 1`` sigma points of the whole
+    batch go through ``advance`` and ``observe`` in one call.
+
+    A missing element of ``y`` (NaN) zeroes its deviations ``Y_i - ŷ⁻`` and
+    its innovation: its row and column of ``S`` reduce to ``R_ii``, its
+    column of ``C`` and so of ``K`` is zero, and the update is exactly a
+    predict-only step for that element, per asset, without branching.
+
+    References
+    ----------
+    Wan, E. A. and van der Merwe, R. (2000). The unscented Kalman filter for
+    nonlinear estimation. *IEEE AS-SPCC*, 153–158.
+
+    Examples
+    --------
+    Estimate the efficiency of a worn pump (true η = 0.8) from its flow:
+
+    >>> import twingraph as tg
+    >>> from blocks.sources import Input
+    >>> from blocks.physics import PumpLike
+    >>> truth, model = PumpLike(efficiency=0.8), PumpLike()
+    >>> g = tg.Graph("pump", dt=0.05)
+    >>> u = g.add(Input("u", shape=(1,), unit="V"))
+    >>> y = g.add(Input("y", shape=(1,), unit="m3/s"))
+    >>> ukf = g.add(UKF(model=model, estimate=("efficiency",), q=[1e-6, 1e-14], q_params=1e-6, r=1e-12,
+    ...                 p0=[1e-2, 1e-12], p0_params=0.1, name="ukf"))
+    >>> g.connect(u.out.value, ukf.inp.u)
+    >>> g.connect(y.out.value, ukf.inp.y)
+    >>> rng = np.random.default_rng(0)
+    >>> x, p = truth.initial_state(1), truth.batch_params(1)
+    >>> sim = tg.Simulator(g)
+    >>> for k in range(200):
+    ...     v = np.full((1, 1), 12.0)
+    ...     flow = truth.observe(x, v, p) + 1e-6 * rng.normal()
+    ...     out = sim.step(u=v, y=flow)
+    ...     x = truth.advance(x, v, k * 0.05, 0.05, p)
+    >>> round(float(out["ukf.params"][0]), 2)
+    0.8
+    """
+
+    direct_feedthrough = True
+
+    def __init__(
+        self,
+        model: ODEModel | None = None,
+        estimate: tuple[str, ...] = (),
+        q=1e-6,
+        q_params=1e-6,
+        r=1e-2,
+        p0=1e-2,
+        p0_params=1e-2,
+        x0=None,
+        alpha: float = 1.0,
+        beta: float = 2.0,
+        kappa: float = 0.0,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.model = model
+        self.estimate = estimate
+        self.q = q
+        self.q_params = q_params
+        self.r = r
+        self.p0 = p0
+        self.p0_params = p0_params
+        self.x0 = x0
+        self.alpha = alpha
+        self.beta = beta
+        self.kappa = kappa
+
+    @property
+    def process(self) -> ODEModel:
+        """The model the filter runs (``PumpLike()`` when ``model`` is None)."""
+        return PumpLike() if self.model is None else self.model
+
+    def check_params(self) -> None:
+        """Raise WiringError naming the first invalid param."""
+        model = self.process
+        if not isinstance(model, ODEModel):
+            raise invalid_param(self, "model", "an ODEModel block", model)
+        model.check_params()
+        unknown = [p for p in self.estimate if p not in model.parameters]
+        if isinstance(self.estimate, str) or unknown:
+            raise invalid_param(self, "estimate", f"a tuple of names from {list(model.parameters)}", self.estimate)
+        n_x, n_e, n_y = model.n_x, len(self.estimate), model.n_y
+        for param, size in (("q", n_x), ("q_params", n_e), ("r", n_y), ("p0", n_x), ("p0_params", n_e)):
+            value = np.asarray(getattr(self, param), dtype=float)
+            if value.ndim > 1 or value.size not in (1, size) or not np.all(value >= 0):
+                raise invalid_param(self, param, f"a variance >= 0 or {size} of them", getattr(self, param))
+        for param in ("r", "p0", "p0_params"):
+            if not np.all(np.asarray(getattr(self, param), dtype=float) > 0):
+                raise invalid_param(self, param, "> 0 (a variance; the sigma points need P and S positive definite)",
+                                    getattr(self, param))
+        if not (np.isfinite(self.alpha) and self.alpha > 0):
+            raise invalid_param(self, "alpha", "> 0", self.alpha)
+        if not (np.isfinite(self.beta) and self.beta >= 0):
+            raise invalid_param(self, "beta", ">= 0", self.beta)
+        if not (np.isfinite(self.kappa) and n_x + n_e + self.kappa > 0):
+            raise invalid_param(self, "kappa", f"> -n = {-(n_x + n_e)} (n states and estimated parameters)", self.kappa)
+
+    def input_signals(self) -> dict[str, Signal]:
+        model = self.process
+        ports = {"u": Signal(shape=(model.n_u,), unit=model.input_unit)} if model.n_u else {}
+        ports["y"] = Signal(shape=(model.n_y,), unit=model.y_unit)
+        return ports
+
+    def output_signals(self, inputs):
+        self.check_params()
+        model = self.process
+        n_e = len(self.estimate)
+        ports = {"x_hat": Signal(shape=(model.n_x,), unit=common_unit(model.state_units))}
+        if n_e:
+            ports["params"] = Signal(shape=(n_e,))
+        ports["P"] = Signal(shape=(model.n_x + n_e,))
+        ports["innovation"] = Signal(shape=(model.n_y,), unit=model.y_unit)
+        ports["S"] = Signal(shape=(model.n_y,))
+        ports["normalized_innovation"] = Signal(shape=(), unit="")
+        return ports
+
+    def reset(self, ctx: Context) -> None:
+        self.check_params()
+        model = self._model = self.process
+        batch, n_x, n_e = ctx.batch, model.n_x, len(self.estimate)
+        self._n_x, self._n_a, self._dt = n_x, n_x + n_e, ctx.dt
+        self._p = model.batch_params(batch)
+        if self.x0 is None:
+            x0 = model.initial_state(batch)
+        else:
+            x0 = np.broadcast_to(np.asarray(self.x0, dtype=float), (batch, n_x))
+        theta0 = np.stack([self._p[name] for name in self.estimate], axis=1) if n_e else np.zeros((batch, 0))
+        self.z_ = np.concatenate([x0, theta0], axis=1)
+        variances = np.concatenate([diagonal(self.p0, n_x), diagonal(self.p0_params, n_e)])
+        self.P_ = np.broadcast_to(np.diag(variances), (batch, self._n_a, self._n_a)).copy()
+        self._Q = np.diag(np.concatenate([diagonal(self.q, n_x), diagonal(self.q_params, n_e)]))
+        self._R = diagonal(self.r, model.n_y)
+        self._Wm, self._Wc, self._spread = merwe_weights(self._n_a, self.alpha, self.beta, self.kappa)
+        self._p_points = {name: np.tile(value, len(self._Wm)) for name, value in self._p.items()}
+        self._has_input = model.n_u > 0
+        self._no_input = np.zeros((batch, 0))
+        self._z_post = self.z_.copy()
+        self._P_post = self.P_.copy()
+
+    def _params(self, chi: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's parameter dict for sigma points ``chi`` (``2 n + 1`` copies of the batch, stacked)."""
+        p = dict(self._p_points)
+        for i, name in enumerate(self.estimate):
+            p[name] = chi[:, self._n_x + i]
+        return p
+
+    def _sigma_points(self, z: np.ndarray, P: np.ndarray, t: float, which: str) -> np.ndarray:
+        """The ``(2 n + 1, B, n)`` sigma points of means ``z (B, n)`` and covariances ``P (B, n, n)``."""
+        try:
+            L = np.linalg.cholesky(P)
+        except np.linalg.LinAlgError:
+            L = None
+        if L is None or not np.isfinite(L).all():
+            raise self._lost_definiteness(P, t, which)
+        offsets = self._spread * L.transpose(2, 0, 1)  # (n, B, n): column i of each L
+        return np.concatenate([z[None], z + offsets, z - offsets])
+
+    def _lost_definiteness(self, P: np.ndarray, t: float, which: str) -> SimulationError:
+        finite = np.isfinite(P).all(axis=(1, 2))
+        smallest = np.full(len(P), -np.inf)  # a non-finite P reports as -inf
+        smallest[finite] = np.linalg.eigvalsh(P[finite])[:, 0]
+        worst = int(np.argmin(smallest))
+        return SimulationError(
+            f"UKF '{self.name}': the {which} covariance P is not positive definite at t = {t:g} s "
+            f"(asset {worst}: smallest eigenvalue {smallest[worst]:.3g}; {int(np.sum(~(smallest > 0)))} of "
+            f"{len(P)} assets with one <= 0 or NaN). The filter diverged or its variances are too small for "
+            f"float64: raise q, q_params or r, or lower alpha."
+        )
+
+    def _moments(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted mean ``(B, m)`` and deviations ``(2 n + 1, B, m)`` of sigma points ``(2 n + 1, B, m)``."""
+        mean = np.einsum("s,sbi->bi", self._Wm, points)
+        return mean, points - mean
+
+    def _cross(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``Σ W^c_i a_i b_iᵀ`` per asset, ``(B, m_a, m_b)``, from deviations ``(2 n + 1, B, m)``."""
+        return (a * self._Wc[:, None, None]).transpose(1, 2, 0) @ b.transpose(1, 0, 2)
+
+    def _observe(self, chi: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``h`` of every sigma point ``chi (2 n + 1, B, n)``, in one call: ``(2 n + 1, B, n_y)``."""
+        flat = chi.reshape(-1, self._n_a)
+        y = self._model.observe(flat[:, : self._n_x], np.tile(u, (len(chi), 1)), self._params(flat))
+        return y.reshape(chi.shape[0], chi.shape[1], -1)
+
+    def _advance(self, chi: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
+        """Every sigma point moved to ``t + dt`` in one call, parameters held: ``(2 n + 1, B, n)``."""
+        flat = chi.reshape(-1, self._n_a)
+        x_next = self._model.advance(flat[:, : self._n_x], np.tile(u, (len(chi), 1)), t, self._dt, self._params(flat))
+        return np.concatenate([x_next, flat[:, self._n_x :]], axis=1).reshape(chi.shape)
+
+    def output(self, t, inp, out):
+        u = inp.u if self._has_input else self._no_input
+        z, P, R = self.z_, self.P_, self._R
+        measured = np.isfinite(inp.y)
+        chi = self._sigma_points(z, P, t, "prior")
+        y_hat, dY = self._moments(self._observe(chi, u))
+        dY = dY * measured  # a missing element: no spread, so S_ii = R_ii and K's column is 0
+        S = self._cross(dY, dY) + np.diag(R)
+        C = self._cross(chi - z, dY)
+        nu = np.where(measured, inp.y - y_hat, 0.0)
+        solved = np.linalg.solve(S, np.concatenate([C.transpose(0, 2, 1), nu[:, :, None]], axis=2))
+        K, S_inv_nu = solved[:, :, :-1].transpose(0, 2, 1), solved[:, :, -1]  # K = C S⁻¹ and S⁻¹ ν, one solve
+        z = z + (K @ nu[:, :, None])[:, :, 0]
+        P = P - K @ S @ K.transpose(0, 2, 1)
+        self._z_post = z
+        self._P_post = (P + P.transpose(0, 2, 1)) / 2
+        out.x_hat[...] = z[:, : self._n_x]
+        if self._n_a > self._n_x:
+            out.params[...] = z[:, self._n_x :]
+        out.P[...] = np.diagonal(self._P_post, axis1=1, axis2=2)
+        out.innovation[...] = nu
+        out.S[...] = np.diagonal(S, axis1=1, axis2=2)
+        out.normalized_innovation[...] = np.einsum("bi,bi->b", nu, S_inv_nu)
+
+    def update(self, t, inp):
+        u = inp.u if self._has_input else self._no_input
+        chi = self._sigma_points(self._z_post, self._P_post, t, "posterior")
+        z, dz = self._moments(self._advance(chi, u, t))
+        P = self._cross(dz, dz) + self._Q
+        self.z_[...] = z
+        self.P_[...] = (P + P.transpose(0, 2, 1)) / 2
