@@ -10,12 +10,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-import twingraph as tg  # noqa: E402
-from blocks.estimation import EKF  # noqa: E402
-from blocks.ml import (  # noqa: E402
+import twingraph as tg
+from blocks.estimation import EKF
+from blocks.ml import (
     NeuralDynamics,
     NeuralODE,
     TorchResidual,
@@ -26,7 +27,7 @@ from blocks.ml import (  # noqa: E402
     train_neural_ode_trajectory,
     train_residual,
 )
-from blocks.physics import MassSpringDamper  # noqa: E402
+from blocks.physics import MassSpringDamper
 
 DT = 0.05
 
@@ -46,6 +47,7 @@ def percent_of_range(estimate, truth):
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # networks this small train several times faster on one thread than on many
     rng = np.random.default_rng(0)
     truth = MassSpringDamper(mass=1.0, damping=0.4, stiffness=4.0)
     wrong = MassSpringDamper(mass=1.0, damping=0.05, stiffness=4.0)

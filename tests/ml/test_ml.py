@@ -70,7 +70,7 @@ def trained_node():
 
 
 def test_neural_ode_learns_a_damped_oscillator_and_its_jacobian(trained_node):
-    model, history, (t, x, u) = trained_node
+    model, history, _ = trained_node
     assert set(history) == {"epoch", "train_loss", "val_loss", "best_epoch"}
     assert history["val_loss"][history["best_epoch"] - 1] == min(history["val_loss"])
     u_test = np.zeros((120, 1, 1))
@@ -186,7 +186,7 @@ def test_user_network_runs_but_does_not_save(tmp_path):
     tg.Simulator(g).run(inputs={"u": np.ones((3, 1, 1))}, steps=3)
     with pytest.raises(tg.TwinGraphError, match="param 'net' of block 'res'"):
         g.save(tmp_path / "user.json")
-    with pytest.raises(tg.TwinGraphError, match="float64 torch.nn.Module"):
+    with pytest.raises(tg.TwinGraphError, match=r"float64 torch\.nn\.Module"):
         TorchResidual(net=torch.nn.Linear(3, 2)).network()
 
 
@@ -220,11 +220,11 @@ def test_bad_weights_and_wrong_tick_are_clear_errors():
     model = NeuralDynamics(hidden=(4,), name="nd")
     weights = model.weights()
     weights["net.0.weight"] = np.zeros((3, 3))
-    with pytest.raises(tg.WiringError, match="weight 'net.0.weight' must have shape"):
+    with pytest.raises(tg.WiringError, match=r"weight 'net\.0\.weight' must have shape"):
         model.load_weights(weights)
     with pytest.raises(tg.WiringError, match="missing"):
         model.load_weights({})
     g = tg.Graph("tick", dt=0.2)
     g.add(NeuralDynamics(dt=0.1, name="nd"))
-    with pytest.raises(tg.WiringError, match="dt = 0.1 s"):
+    with pytest.raises(tg.WiringError, match=r"dt = 0\.1 s"):
         tg.Simulator(g).run(steps=1)
