@@ -5,8 +5,8 @@ from the views of the ports that feed them, so a tick builds no dicts and
 copies nothing between blocks; logging a tick is one copy per dtype.
 """
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 import numpy as np
 

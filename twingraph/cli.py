@@ -92,7 +92,6 @@ def _run(args: argparse.Namespace) -> str:
 def _info(args: argparse.Namespace) -> str:
     graph = load(args.graph)
     plan = compile_graph(graph)
-    fed_by = {dst: src for dst, src in plan.sources.items()}
     lines = [
         f"graph '{graph.name}': dt = {graph.dt:g} s, {_count(len(plan.blocks), 'block')}, "
         f"{_count(_subsystems(graph), 'subsystem')}",
@@ -105,7 +104,7 @@ def _info(args: argparse.Namespace) -> str:
         params = ", ".join(f"{k}={_short(v)}" for k, v in block.get_params().items())
         lines.append(f"{i:3d}. {name} [{type(block).type_name}] {params}".rstrip())
         for port, signal in plan.inputs[name].items():
-            src = fed_by.get((name, port))
+            src = plan.sources.get((name, port))
             source = f"  <- {src[0]}.{src[1]}" if src else ""
             lines.append(f"       in  {port}: {signal.describe()}{source}")
         for port, signal in plan.outputs[name].items():

@@ -13,7 +13,7 @@ from .errors import WiringError
 from .signals import Port, PortNamespace, Signal
 
 Node = Union[Block, "Graph"]
-PortRef = Union[Port, str]
+PortRef = Port | str
 
 
 class Graph:

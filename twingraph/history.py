@@ -62,7 +62,11 @@ class History:
         self._sources = []
         for dtype in widths:
             columns = np.concatenate(
-                [np.arange(slots[p].offset, slots[p].offset + s.size) for p, s in self.slots.items() if s.dtype == dtype]
+                [
+                    np.arange(slots[p].offset, slots[p].offset + s.size)
+                    for p, s in self.slots.items()
+                    if s.dtype == dtype
+                ]
             )
             whole = len(columns) == arrays[dtype].shape[1] and np.array_equal(columns, np.arange(len(columns)))
             self._sources.append((dtype, arrays[dtype], None if whole else columns))

@@ -27,6 +27,7 @@ a :class:`~twingraph.LoadError` naming its place in the file, and no partly
 built graph is ever returned.
 """
 
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -195,10 +196,8 @@ class _Encoder:
 
 def _import_library() -> None:
     """Import the block library so that its types register; absent library, nothing to do."""
-    try:
+    with contextlib.suppress(ImportError):
         importlib.import_module(LIBRARY)
-    except ImportError:
-        pass
 
 
 def _params_of(cls: type[Block]) -> list[str] | None:

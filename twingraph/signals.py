@@ -6,8 +6,8 @@ A :class:`Signal` describes what flows through a port: the per-asset ``shape``
 such as a gain takes the shape, dtype or unit of whatever is connected to it.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import numpy as np
 

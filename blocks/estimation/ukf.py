@@ -15,8 +15,12 @@ def merwe_weights(n: int, alpha: float, beta: float, kappa: float) -> tuple[np.n
     Examples
     --------
     >>> wm, wc, spread = merwe_weights(2, alpha=1.0, beta=2.0, kappa=1.0)
-    >>> wm, wc, round(spread**2, 12)
-    (array([0.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667]), array([2.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667]), 3.0)
+    >>> wm
+    array([0.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667])
+    >>> wc
+    array([2.33333333, 0.16666667, 0.16666667, 0.16666667, 0.16666667])
+    >>> round(spread**2, 12)
+    3.0
     """
     lam = alpha**2 * (n + kappa) - n
     wm = np.full(2 * n + 1, 0.5 / (n + lam))

@@ -144,7 +144,7 @@ def split_indices(n: int, validation: float, seed: int):
     if not 0.0 <= validation < 1.0:
         raise ValueError(f"The validation fraction must be in [0, 1). Got {validation!r} instead.")
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(validation * n))
+    n_val = round(validation * n)
     if validation > 0 and (n_val == 0 or n_val == n):
         raise ValueError(f"A validation fraction of {validation} leaves no rows on one side of {n} samples.")
     return order[n_val:], order[:n_val]

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from twingraph import Block, Signal, WiringError
 from blocks.physics.ode import invalid_param
+from twingraph import Block, Signal, WiringError
 
 from .nets import ACTIVATIONS, TorchModel, default_dynamics_net, to_tensor, torch_module
 

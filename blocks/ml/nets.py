@@ -13,6 +13,7 @@ are the block's learned arrays (:meth:`TorchModel.weights`).
 """
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def mlp(n_in: int, n_out: int, hidden: Sequence[int] = (64, 64), activation: str
     layers = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(pairwise(sizes)):
             layers.append(torch.nn.Linear(a, b, dtype=torch.float64))
             if i < len(sizes) - 2:
                 layers.append(act())

@@ -169,13 +169,14 @@ def summarize(table: pd.DataFrame) -> dict[str, float]:
     running = table["rul_true"] > 0
     error = table["rul"] - table["rul_true"]
     inside = (table["rul_lower"] <= table["rul_true"]) & (table["rul_true"] <= table["rul_upper"])
+    efficiency_error = np.abs(table["efficiency_est"] - table["efficiency"]) / table["efficiency"]
     return {
         "faulty": int(faulty.sum()),
         "detected": int((faulty & (delay >= 0)).sum()),
         "delay_mean_s": float(delay[faulty].mean()),
         "delay_max_s": float(delay[faulty].max()),
         "false_alarms": int(early.sum()),
-        "efficiency_error_max": float((np.abs(table["efficiency_est"] - table["efficiency"]) / table["efficiency"]).max()),
+        "efficiency_error_max": float(efficiency_error.max()),
         "running": int(running.sum()),
         "rul_error_median_rel": float((error.abs() / table["rul_true"])[running].median()),
         "band_coverage": float(inside[running].mean()),

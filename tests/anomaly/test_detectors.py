@@ -58,7 +58,10 @@ def test_threshold_hysteresis_and_minimum_duration():
     [
         (CUSUM(h=-1, name="c"), "The 'h' parameter of CUSUM 'c' must be > 0. Got -1 instead."),
         (CUSUM(k=-0.1, name="c"), "The 'k' parameter of CUSUM 'c' must be >= 0. Got -0.1 instead."),
-        (CUSUM(restart="sometimes", name="c"), "The 'restart' parameter of CUSUM 'c' must be one of \\['alarm', 'never'\\]"),
+        (
+            CUSUM(restart="sometimes", name="c"),
+            "The 'restart' parameter of CUSUM 'c' must be one of \\['alarm', 'never'\\]",
+        ),
         (EMA(alpha=0.0, name="c"), "The 'alpha' parameter of EMA 'c' must be in \\(0, 1\\]. Got 0.0 instead."),
         (Threshold(upper=1.0, lower=2.0, name="c"), "The 'lower' parameter of Threshold 'c' must be <= upper"),
         (Threshold(min_duration=0, name="c"), "The 'min_duration' parameter of Threshold 'c' must be an int >= 1"),

@@ -77,8 +77,11 @@ def test_gain_sum_product_saturation():
 
 
 def test_bad_operator_strings_and_bounds():
-    with pytest.raises(tg.WiringError, match=r"'signs' parameter of Sum 's' must be a non-empty string of \['\+', '-'\]. Got '\+x' instead"):
-        Sum(signs="+x", name="s").inp.u1
+    with pytest.raises(
+        tg.WiringError,
+        match=r"'signs' parameter of Sum 's' must be a non-empty string of \['\+', '-'\]. Got '\+x' instead",
+    ):
+        _ = Sum(signs="+x", name="s").inp.u1
     with pytest.raises(tg.WiringError, match="'lower' parameter of Saturation 'sat' must be <= 'upper'"):
         run_single(Saturation(lower=1.0, upper=0.0, name="sat"), steps=1, u=np.zeros((1, 1)))
 

@@ -94,7 +94,10 @@ def test_step_accepts_unbatched_values_for_a_single_asset():
 
 def test_step_rejects_bad_inputs_with_the_input_named():
     sim = tg.Simulator(tracking_graph(), batch=4)
-    with pytest.raises(tg.SimulationError, match=r"Input 'r' expects values of shape \(4, \*\(2,\)\) or \(\*\(2,\)\) \[m\]. Got shape \(3,\)"):
+    with pytest.raises(
+        tg.SimulationError,
+        match=r"Input 'r' expects values of shape \(4, \*\(2,\)\) or \(\*\(2,\)\) \[m\]. Got shape \(3,\)",
+    ):
         sim.step(r=np.zeros(3), w=np.zeros(2))
     with pytest.raises(tg.SimulationError, match=r"missing \['w'\]"):
         sim.step(r=np.zeros(2))

@@ -33,7 +33,10 @@ def test_declared_mismatch_fails_at_connect():
     g = tg.Graph("g")
     a = g.add(Input("a", shape=(3,), unit="m"))
     b = g.add(tg.Output("b", unit="s"))
-    with pytest.raises(tg.WiringError, match=r"Cannot connect 'a.value' \(\(3,\) float64 \[m\]\) to 'b.u' \(expects .*\[s\]\): the units differ"):
+    with pytest.raises(
+        tg.WiringError,
+        match=r"Cannot connect 'a.value' \(\(3,\) float64 \[m\]\) to 'b.u' \(expects .*\[s\]\): the units differ",
+    ):
         g.connect(a.out.value, b.inp.u)
 
 
@@ -41,7 +44,9 @@ def test_dtype_mismatch_fails_at_connect():
     g = tg.Graph("g")
     flag = g.add(Input("flag", shape=(), dtype="bool"))
     k = g.add(Gain(name="k"))
-    with pytest.raises(tg.WiringError, match=r"'flag.value' \(\(\) bool\) to 'k.u' \(expects \? float64\): the dtypes differ"):
+    with pytest.raises(
+        tg.WiringError, match=r"'flag.value' \(\(\) bool\) to 'k.u' \(expects \? float64\): the dtypes differ"
+    ):
         g.connect(flag.out.value, k.inp.u)
 
 
@@ -52,7 +57,9 @@ def test_mismatch_known_only_after_inference_fails_at_validate():
     y = g.add(tg.Output("y", unit="s"))
     g.connect(u.out.value, k.inp.u)
     g.connect(k.out.y, y.inp.u)  # the gain's unit is unknown until inferred from 'u'
-    with pytest.raises(tg.ValidationError, match=r"Cannot connect 'k.y' \(\(2,\) float64 \[m\]\) to 'y.u' .*the units differ"):
+    with pytest.raises(
+        tg.ValidationError, match=r"Cannot connect 'k.y' \(\(2,\) float64 \[m\]\) to 'y.u' .*the units differ"
+    ):
         g.validate()
 
 

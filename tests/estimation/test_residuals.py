@@ -93,5 +93,7 @@ def test_ports_follow_the_innovation():
     res = g.add(Residual(name="res"))
     g.connect(g.add(Input("nu", shape=(2,))).out.value, res.inp.innovation)
     g.connect(g.add(Input("s", shape=(3,))).out.value, res.inp.S)
-    with pytest.raises(tg.ValidationError, match=r"Block 'res': 'innovation' \(\(2,\) float64\) and 'S' \(\(3,\) float64\)"):
+    with pytest.raises(
+        tg.ValidationError, match=r"Block 'res': 'innovation' \(\(2,\) float64\) and 'S' \(\(3,\) float64\)"
+    ):
         g.validate()

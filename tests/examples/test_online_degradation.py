@@ -12,7 +12,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "online_degradation"
 sys.path.insert(0, str(EXAMPLE))
 
-import run_online_degradation as example
+import run_online_degradation as example  # noqa: E402  (importable once EXAMPLE is on sys.path)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pump_predictive_maintenance"
 sys.path.insert(0, str(EXAMPLE))
 
-import run_pump_maintenance as example
+import run_pump_maintenance as example  # noqa: E402  (importable once EXAMPLE is on sys.path)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def test_linear_trend_with_noise_predicts_the_failure_time():
     k = 300  # t = 150 s: true RUL 100 s
     error = hist["rul.rul"][k] - 100.0
     assert abs(error.mean()) < 1.0 and error.std() < 3.0
-    covered = (hist["rul.rul_lower"][k] <= 100.0) & (100.0 <= hist["rul.rul_upper"][k])
+    covered = (hist["rul.rul_lower"][k] <= 100.0) & (hist["rul.rul_upper"][k] >= 100.0)
     assert covered.mean() > 0.85
 
 
@@ -53,7 +53,10 @@ def test_flat_rising_and_failed_indicators():
     ("params", "message"),
     [
         ({"window": 2}, "The 'window' parameter of RUL 'rul' must be an int >= 3"),
-        ({"model": "weibull"}, r"The 'model' parameter of RUL 'rul' must be one of \['linear', 'exponential', 'best'\]"),
+        (
+            {"model": "weibull"},
+            r"The 'model' parameter of RUL 'rul' must be one of \['linear', 'exponential', 'best'\]",
+        ),
         ({"threshold": 1.0}, "The 'threshold' parameter of RUL 'rul' must be < 1"),
     ],
 )

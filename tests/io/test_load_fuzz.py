@@ -21,15 +21,18 @@ from blocks.math import Sum
 from blocks.sources import Constant, DataSource, Step
 
 INTERESTING = [
-    *"Graph Gain Sum Input Output Integrator DataSource os.system nan inf -inf float64 object int8 bool".split(),
-    *"r.value err.u1 err.u9 ghost.y ctrl.e g.npz ../g.npz /etc/passwd src.data.0 + +- *".split(),
-    *["twingraph.graph", "twingraph.snapshot", "__import__('os')", ""],
+    "Graph", "Gain", "Sum", "Input", "Output", "Integrator", "DataSource", "os.system",
+    "nan", "inf", "-inf", "float64", "object", "int8", "bool",
+    "r.value", "err.u1", "err.u9", "ghost.y", "ctrl.e", "g.npz", "../g.npz", "/etc/passwd", "src.data.0",
+    "+", "+-", "*",
+    "twingraph.graph", "twingraph.snapshot", "__import__('os')", "",
 ]
 KEYS = st.sampled_from(
     [
-        *"type name params dt blocks connections weights arrays state format version".split(),
-        *"__array__ dtype shape __npz__ __tuple__ __float__ __frame__ __block__ columns index values".split(),
-        *"k signs unit value".split(),
+        "type", "name", "params", "dt", "blocks", "connections", "weights", "arrays", "state", "format", "version",
+        "__array__", "dtype", "shape", "__npz__", "__tuple__", "__float__", "__frame__", "__block__",
+        "columns", "index", "values",
+        "k", "signs", "unit", "value",
     ]
 ) | st.text(max_size=6)
 SCALARS = (

@@ -67,9 +67,8 @@ def _test_graph(type_name: str) -> tg.Graph:
     block = g.add(made)
     try:
         for port, signal in block.input_signals().items():
-            feed = g.add(
-                Input(f"in_{port}", shape=(2,) if signal.shape is None else signal.shape, dtype=signal.dtype or "float64", unit=signal.unit)
-            )
+            shape = (2,) if signal.shape is None else signal.shape
+            feed = g.add(Input(f"in_{port}", shape=shape, dtype=signal.dtype or "float64", unit=signal.unit))
             g.connect(feed.out.value, block.inp[port])
         g.validate()
     except tg.TwinGraphError as exc:

@@ -61,13 +61,15 @@ def test_oscillator_energy_drift_over_a_thousand_periods():
 def test_damped_mass_spring_damper_matches_the_closed_form():
     m, c, k, force = 2.0, 0.8, 8.0, 4.0
     s0, v0 = 1.0, -0.5
-    hist = driven(MassSpringDamper(mass=m, damping=c, stiffness=k, x0=[s0, v0], name="msd"), 0.01, np.full((1000, 1), force))
+    msd = MassSpringDamper(mass=m, damping=c, stiffness=k, x0=[s0, v0], name="msd")
+    hist = driven(msd, 0.01, np.full((1000, 1), force))
     t = hist.time
     omega, zeta = np.sqrt(k / m), c / (2 * np.sqrt(k * m))
     omega_d = omega * np.sqrt(1 - zeta**2)
     s_eq = force / k
     d = s0 - s_eq
-    s = s_eq + np.exp(-zeta * omega * t) * (d * np.cos(omega_d * t) + (v0 + zeta * omega * d) / omega_d * np.sin(omega_d * t))
+    decay = np.exp(-zeta * omega * t)
+    s = s_eq + decay * (d * np.cos(omega_d * t) + (v0 + zeta * omega * d) / omega_d * np.sin(omega_d * t))
     np.testing.assert_allclose(hist["msd.y"][:, 0], s, rtol=0, atol=1e-8)
     assert hist["msd.x"][-1, 0] == pytest.approx(s_eq, abs=0.02)
 
@@ -149,4 +151,6 @@ def test_analytic_jacobians_match_finite_differences(model):
     p = model.batch_params(3)
     x = rng.normal(size=(3, model.n_x)) * 10.0 ** rng.integers(0, 3, size=(1, model.n_x))
     u = rng.normal(size=(3, model.n_u))
-    np.testing.assert_allclose(model.jacobian(x, u, 0.0, p), finite_difference_jacobian(model, x, u, p), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        model.jacobian(x, u, 0.0, p), finite_difference_jacobian(model, x, u, p), rtol=1e-6, atol=1e-6
+    )

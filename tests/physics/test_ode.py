@@ -119,7 +119,7 @@ def test_integrator_choice_is_validated_with_the_valid_values():
         "Got 'foo' instead."
     )
     with pytest.raises(tg.WiringError) as err:
-        model.out.y.signal
+        _ = model.out.y.signal
     assert str(err.value) == message
     with pytest.raises(tg.WiringError, match=r"must be one of \['euler'"):
         model.advance(np.zeros((1, 2)), np.zeros((1, 1)), 0.0, 0.1, model.batch_params(1))
@@ -131,13 +131,19 @@ def test_integrator_choice_is_validated_with_the_valid_values():
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(method="Euler"), r"'method' parameter of FirstOrderLag 'lag' must be one of \['RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA'\]\. Got 'Euler'"),
+        (dict(method="Euler"),
+         r"'method' parameter of FirstOrderLag 'lag' must be one of "
+         r"\['RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA'\]\. Got 'Euler'"),
         (dict(substeps=0), r"'substeps' parameter of FirstOrderLag 'lag' must be an int >= 1\. Got 0"),
         (dict(substeps=2.5), r"'substeps' .* must be an int >= 1\. Got 2.5"),
         (dict(rtol=0.0), r"'rtol' parameter of FirstOrderLag 'lag' must be > 0\. Got 0.0"),
-        (dict(tau=[1.0, 2.0]), r"'tau' parameter of FirstOrderLag 'lag' must be a scalar or a sequence of 3 values \(one per asset\)\. Got \[1.0, 2.0\]"),
+        (dict(tau=[1.0, 2.0]),
+         r"'tau' parameter of FirstOrderLag 'lag' must be a scalar or a sequence of 3 values "
+         r"\(one per asset\)\. Got \[1.0, 2.0\]"),
         (dict(tau=-1.0), r"'tau' parameter of FirstOrderLag 'lag' must be > 0\. Got -1.0"),
-        (dict(x0=[1.0, 2.0]), r"'x0' parameter of FirstOrderLag 'lag' must be a scalar, 1 values \(one per state \['y'\]\) or shape \(3, 1\)"),
+        (dict(x0=[1.0, 2.0]),
+         r"'x0' parameter of FirstOrderLag 'lag' must be a scalar, 1 values "
+         r"\(one per state \['y'\]\) or shape \(3, 1\)"),
     ],
 )
 def test_bad_params_are_named(params, message):
@@ -192,9 +198,13 @@ def test_function_ode_checks_what_its_functions_return():
         return x[:, 0]
 
     model = FunctionODE(flat, states=("a", "b"), name="f")
-    with pytest.raises(tg.WiringError, match=r"FunctionODE 'f': derivative\(x, u, t, p\) returned shape \(3,\) for x of shape \(3, 2\); it must return shape \(3, 2\)"):
+    message = (
+        r"FunctionODE 'f': derivative\(x, u, t, p\) returned shape \(3,\) for x of shape \(3, 2\); "
+        r"it must return shape \(3, 2\)"
+    )
+    with pytest.raises(tg.WiringError, match=message):
         tg.Simulator(graph_around(model), batch=3)
     with pytest.raises(tg.WiringError, match="'n_outputs' parameter of FunctionODE 'f' must be the size of y"):
-        FunctionODE(lag, h=lambda x, u, p: x, states=("y",), n_inputs=1, name="f").out.y.signal
+        _ = FunctionODE(lag, h=lambda x, u, p: x, states=("y",), n_inputs=1, name="f").out.y.signal
     with pytest.raises(tg.WiringError, match="'f' parameter of FunctionODE 'g' must be a callable. Got 3"):
-        FunctionODE(3, name="g").out.y.signal
+        _ = FunctionODE(3, name="g").out.y.signal

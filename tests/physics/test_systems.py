@@ -76,10 +76,14 @@ def test_thermal_network_follows_the_matrix_exponential():
 
 
 def test_thermal_network_checks_its_matrices():
-    with pytest.raises(tg.WiringError, match=r"'conductance' parameter of ThermalNetwork 'net' must be a symmetric \(2, 2\) matrix"):
+    with pytest.raises(
+        tg.WiringError, match=r"'conductance' parameter of ThermalNetwork 'net' must be a symmetric \(2, 2\) matrix"
+    ):
         ThermalNetwork(conductance=[[0.0, 1.0], [2.0, 0.0]], capacitance=[1.0, 1.0], ambient_conductance=[0.0, 1.0],
                        name="net").check_params()
-    with pytest.raises(tg.WiringError, match=r"'ambient_conductance' parameter of ThermalNetwork 'net' must be 2 values >= 0"):
+    with pytest.raises(
+        tg.WiringError, match=r"'ambient_conductance' parameter of ThermalNetwork 'net' must be 2 values >= 0"
+    ):
         ThermalNetwork(conductance=[[0.0, 1.0], [1.0, 0.0]], capacitance=[1.0, 1.0], ambient_conductance=[1.0],
                        name="net").check_params()
     assert ThermalNetwork().inp.u.signal == tg.Signal(shape=(3,), unit="W")
@@ -105,4 +109,5 @@ def test_pendulum_settles_under_a_constant_torque():
     torque, mass, length = 2.0, 1.0, 0.5
     sim = forced(Pendulum(length=length, mass=mass, damping=0.5, x0=0.0, name="pendulum"), [torque], 0.01, log=None)
     sim.run(steps=3000)
-    assert sim.blocks["pendulum"].x_[0, 0] == pytest.approx(np.arcsin(torque / (mass * STANDARD_GRAVITY * length)), abs=1e-9)
+    theta = np.arcsin(torque / (mass * STANDARD_GRAVITY * length))
+    assert sim.blocks["pendulum"].x_[0, 0] == pytest.approx(theta, abs=1e-9)

@@ -82,17 +82,20 @@ def load_cmapss(subset: str = "FD001", path: str | os.PathLike | None = None) ->
 
     Examples
     --------
-    >>> load_cmapss("FD007")
+    >>> load_cmapss("FD007")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    twingraph.errors.TwinGraphError: The 'subset' parameter of load_cmapss must be one of ('FD001', 'FD002', 'FD003', 'FD004'). Got 'FD007' instead.
+    twingraph.errors.TwinGraphError: The 'subset' parameter of load_cmapss must be one of
+    ('FD001', 'FD002', 'FD003', 'FD004'). Got 'FD007' instead.
     """
     if subset not in SUBSETS:
         raise TwinGraphError(f"The 'subset' parameter of load_cmapss must be one of {SUBSETS}. Got {subset!r} instead.")
     folder = find_cmapss_dir(path)
     files = {kind: folder / f"{kind}_{subset}.txt" for kind in ("train", "test", "RUL")}
     if not any(f.is_file() for f in files.values()):
-        raise TwinGraphError(f"No C-MAPSS {subset} files in '{folder}' (looked for {[f.name for f in files.values()]}).")
+        raise TwinGraphError(
+            f"No C-MAPSS {subset} files in '{folder}' (looked for {[f.name for f in files.values()]})."
+        )
     train = _read_table(files["train"]) if files["train"].is_file() else None
     test = _read_table(files["test"]) if files["test"].is_file() else None
     rul = None
