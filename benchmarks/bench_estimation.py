@@ -8,16 +8,26 @@ history off. The reference is the same filter, one
 (update, then predict with ``predict_x`` calling the model's ``advance`` and
 ``F`` from central differences of ``advance``, all perturbed copies in one
 call, as the block does). The ratio is filterpy's time per pump-tick over the graph's.
+
+A second table does the same for ``UKF`` at B = 1000 against one
+``filterpy.kalman.UnscentedKalmanFilter`` (``MerweScaledSigmaPoints``, the
+block's default α = 1, β = 2, κ = 0) per pump, its sigma points advanced in
+one call of the model, as the block does.
 """
 
 import argparse
 import time
 
 import numpy as np
-from filterpy.kalman import ExtendedKalmanFilter
+from filterpy.kalman import (
+    ExtendedKalmanFilter,
+    MerweScaledSigmaPoints,
+    UnscentedKalmanFilter,
+)
 
 import twingraph as tg
-from blocks.estimation import EKF
+from blocks.estimation import EKF, UKF
+from blocks.estimation.ekf import FD_STEP
 from blocks.physics import PumpLike
 from blocks.sources import Input
 
@@ -34,8 +44,16 @@ def graph() -> tg.Graph:
     return g
 
 
-def graph_seconds_per_tick(batch: int, ticks: int) -> float:
-    sim = tg.Simulator(graph(), batch=batch, log=None)
+def ukf_graph() -> tg.Graph:
+    g = tg.Graph("bench", dt=DT)
+    ukf = g.add(UKF(PumpLike(), estimate=("efficiency",), q=Q, q_params=Q_PARAMS, r=R, name="ukf"))
+    g.connect(g.add(Input("u", shape=(1,), unit="V")).out.value, ukf.inp.u)
+    g.connect(g.add(Input("y", shape=(1,), unit="m3/s")).out.value, ukf.inp.y)
+    return g
+
+
+def graph_seconds_per_tick(batch: int, ticks: int, make=graph) -> float:
+    sim = tg.Simulator(make(), batch=batch, log=None)
     u = np.full((ticks, batch, 1), 12.0)
     y = np.full((ticks, batch, 1), 9e-4)
     sim.run(inputs={"u": u[:5], "y": y[:5]})
@@ -44,10 +62,10 @@ def graph_seconds_per_tick(batch: int, ticks: int) -> float:
     return (time.perf_counter() - start) / ticks
 
 
-def filterpy_seconds_per_pump_tick(pumps: int, ticks: int) -> float:
+def filterpy_pumps(count: int) -> list[ExtendedKalmanFilter]:
+    """One ``filterpy`` EKF per pump, set up as the block: state ``[ω, q, η]``, same P0, Q and R."""
     model = PumpLike()
     p = model.batch_params(1)
-    step = 6e-6
 
     def advance(z, u):
         params = {**{k: np.full(len(z), v[0]) for k, v in p.items()}, "efficiency": z[:, 2]}
@@ -57,23 +75,72 @@ def filterpy_seconds_per_pump_tick(pumps: int, ticks: int) -> float:
         def predict_x(self, u=0):
             self.x = advance(self.x.T, u).T
 
-    def jacobian(x, u):
-        h = step * (1 + np.abs(x[:, 0]))
-        zs = np.concatenate([x.T, x.T + np.diag(h), x.T - np.diag(h)])
-        values = advance(zs, u)
-        return ((values[1:4] - values[4:]) / (2 * h[:, None])).T
+        def transition(self, u):
+            """``F`` by central differences of ``advance``, all perturbed copies in one call."""
+            h = FD_STEP * (1 + np.abs(self.x[:, 0]))
+            zs = np.concatenate([self.x.T, self.x.T + np.diag(h), self.x.T - np.diag(h)])
+            values = advance(zs, u)
+            return ((values[1:4] - values[4:]) / (2 * h[:, None])).T
 
     filters = []
-    for _ in range(pumps):
+    for _ in range(count):
         f = PumpEKF(dim_x=3, dim_z=1)
         f.x = np.array([[0.0], [0.0], [1.0]])
         f.P, f.Q, f.R = np.diag([1e-2] * 3), np.diag([*Q, Q_PARAMS]), np.array([[R]])
         filters.append(f)
+    return filters
+
+
+def flow_jacobian(x: np.ndarray) -> np.ndarray:
+    """``H = ∂q/∂[ω, q, η]`` of the pump's measurement."""
+    return np.array([[0.0, 1.0, 0.0]])
+
+
+def flow(x: np.ndarray) -> np.ndarray:
+    """The pump's measurement ``y = q`` of a state column ``[ω, q, η]``."""
+    return x[1:2]
+
+
+def filterpy_tick(f: ExtendedKalmanFilter, u: float, y: float) -> None:
+    """One tick of one pump as the block does it: update with ``y``, then predict with ``u`` held."""
+    f.update(np.array([[y]]), flow_jacobian, flow)
+    f.F = f.transition(u)
+    f.predict(u=u)
+
+
+def filterpy_seconds_per_pump_tick(pumps: int, ticks: int) -> float:
+    filters = filterpy_pumps(pumps)
     start = time.perf_counter()
     for _ in range(ticks):
         for f in filters:
-            f.update(np.array([[9e-4]]), lambda x: np.array([[0.0, 1.0, 0.0]]), lambda x: x[1:2])
-            f.F = jacobian(f.x, 12.0)
+            filterpy_tick(f, 12.0, 9e-4)
+    return (time.perf_counter() - start) / (ticks * pumps)
+
+
+def filterpy_ukf_seconds_per_pump_tick(pumps: int, ticks: int) -> float:
+    """One ``filterpy`` UKF per pump, set up as the block, stepped update-then-predict in a Python loop."""
+    model = PumpLike()
+    p = model.batch_params(1)
+
+    class PumpUKF(UnscentedKalmanFilter):
+        def compute_process_sigmas(self, dt, fx=None, u=0.0):
+            """All sigma points through the model's ``advance`` in one call."""
+            z = self.points_fn.sigma_points(self.x, self.P)
+            params = {**{k: np.full(len(z), v[0]) for k, v in p.items()}, "efficiency": z[:, 2]}
+            x = model.advance(z[:, :2], np.full((len(z), 1), u), 0.0, dt, params)
+            self.sigmas_f = np.concatenate([x, z[:, 2:]], axis=1)
+
+    filters = []
+    for _ in range(pumps):
+        points = MerweScaledSigmaPoints(3, alpha=1.0, beta=2.0, kappa=0.0)
+        f = PumpUKF(dim_x=3, dim_z=1, dt=DT, hx=flow, fx=None, points=points)
+        f.x, f.P, f.Q, f.R = np.array([0.0, 0.0, 1.0]), np.diag([1e-2] * 3), np.diag([*Q, Q_PARAMS]), np.array([[R]])
+        f.sigmas_f = points.sigma_points(f.x, f.P)
+        filters.append(f)
+    start = time.perf_counter()
+    for _ in range(ticks):
+        for f in filters:
+            f.update(np.array([9e-4]))
             f.predict(u=12.0)
     return (time.perf_counter() - start) / (ticks * pumps)
 
@@ -87,7 +154,13 @@ def main() -> None:
     print(f"{'B':>6} {'ms/tick':>9} {'µs/pump-tick':>13} {'vs filterpy':>12}")
     for batch in BATCHES:
         per_tick = graph_seconds_per_tick(batch, args.ticks)
-        print(f"{batch:>6} {per_tick * 1e3:>9.3f} {per_tick / batch * 1e6:>13.2f} {reference / (per_tick / batch):>11.1f}x")
+        per_pump_tick = per_tick / batch
+        print(f"{batch:>6} {per_tick * 1e3:>9.3f} {per_pump_tick * 1e6:>13.2f} {reference / per_pump_tick:>11.1f}x")
+    reference = filterpy_ukf_seconds_per_pump_tick(20, args.ticks)
+    per_tick = graph_seconds_per_tick(1000, args.ticks, ukf_graph)
+    print(f"\nUKF, filterpy loop reference: {reference * 1e6:.1f} µs per pump-tick\n")
+    print(f"{'B':>6} {'ms/tick':>9} {'µs/pump-tick':>13} {'vs filterpy':>12}")
+    print(f"{1000:>6} {per_tick * 1e3:>9.3f} {per_tick / 1000 * 1e6:>13.2f} {reference / (per_tick / 1000):>11.1f}x")
 
 
 if __name__ == "__main__":

@@ -141,25 +141,20 @@ class CUSUM(Block):
         self.high_ = np.zeros(shape)
         self.low_ = np.zeros(shape)
 
-    def _sums(self, x):
-        x = np.nan_to_num(x)
-        high = np.maximum(0.0, self.high_ + x - self.k)
-        low = np.maximum(0.0, self.low_ - x - self.k)
-        return high, low
-
     def output(self, t, inp, out):
-        high, low = self._sums(inp.x)
-        np.maximum(high, low, out=out.score)
+        x = np.nan_to_num(inp.x)
+        self._high = np.maximum(0.0, self.high_ + x - self.k)  # the sums at tick k, kept for update()
+        self._low = np.maximum(0.0, self.low_ - x - self.k)
+        np.maximum(self._high, self._low, out=out.score)
         np.greater(out.score, self.h, out=out.alarm)
 
     def update(self, t, inp):
-        high, low = self._sums(inp.x)
+        self.high_[...] = self._high
+        self.low_[...] = self._low
         if self.restart == "alarm":
-            restart = np.maximum(high, low) > self.h
-            high[restart] = 0.0
-            low[restart] = 0.0
-        self.high_[...] = high
-        self.low_[...] = low
+            restart = np.maximum(self._high, self._low) > self.h  # both sums restart from 0 after an alarm
+            np.copyto(self.high_, 0.0, where=restart)
+            np.copyto(self.low_, 0.0, where=restart)
 
 
 class Threshold(Block):

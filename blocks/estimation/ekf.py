@@ -10,11 +10,53 @@ from ..physics.ode import ODEModel, common_unit, invalid_param
 
 JACOBIANS = ("auto", "analytic", "fd")
 FD_STEP = np.finfo(float).eps ** (1 / 3)  # central differences: truncation O(h²) balances rounding O(eps / h)
+SMALL = 6  # matrices with fewer rows are multiplied by einsum along the batch, larger ones by BLAS
 
 
 def diagonal(value, size: int) -> np.ndarray:
     """A scalar or one value per element, as a ``(size,)`` array of variances."""
     return np.broadcast_to(np.asarray(value, dtype=float), (size,)).copy()
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for stacks of matrices with the batch last: ``(n, k, B) @ (k, m, B) -> (n, m, B)``.
+
+    Small matrices go through ``einsum``, which runs along the contiguous batch
+    axis; from ``SMALL`` rows on, BLAS products per asset are faster.
+
+    Examples
+    --------
+    >>> a = np.arange(8.0).reshape(2, 2, 2)
+    >>> bool(np.allclose(matmul(a, a)[:, :, 1], a[:, :, 1] @ a[:, :, 1]))
+    True
+    """
+    if len(a) < SMALL:
+        return np.einsum("ikb,kjb->ijb", a, b, out=out)
+    if out is None:
+        return np.matmul(a.transpose(2, 0, 1), b.transpose(2, 0, 1)).transpose(1, 2, 0)
+    np.matmul(a.transpose(2, 0, 1), b.transpose(2, 0, 1), out=out.transpose(2, 0, 1))
+    return out
+
+
+def diagonal_view(a: np.ndarray) -> np.ndarray:
+    """The diagonals of a C-contiguous stack ``(n, n, B)`` as a writable ``(n, B)`` view.
+
+    Examples
+    --------
+    >>> a = np.zeros((2, 2, 3))
+    >>> diagonal_view(a)[...] = 1.0
+    >>> a[:, :, 0]
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError(f"diagonal_view needs a C-contiguous stack; got strides {a.strides}.")
+    return a.reshape(len(a) ** 2, -1)[:: len(a) + 1]
+
+
+def sandwich(a: np.ndarray, p: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``a p aᵀ`` into ``out`` for stacks of matrices with the batch last, ``(n, n, B)``; ``work`` holds ``a p``."""
+    return matmul(matmul(a, p, out=work), a.transpose(1, 0, 2), out=out)
 
 
 class EKF(Block):
@@ -75,26 +117,37 @@ class EKF(Block):
 
         H = ∂h/∂z (z⁻, u_k)                     central finite differences
         ν = y_k - h(z⁻, u_k)
-        S = H P⁻ Hᵀ + R
-        K = P⁻ Hᵀ S⁻¹                           solved, never inverted
-        z = z⁻ + K ν
-        P = (I - K H) P⁻ (I - K H)ᵀ + K R Kᵀ    Joseph form
+        S = H P⁻ Hᵀ + R                         its diagonal is published
+        z, P = z⁻, P⁻, then for each element j of y:
+            s = H_j P H_jᵀ + R_jj
+            K = P H_jᵀ / s
+            ν'_j = ν_j - H_j (z - z⁻)           innovation given the elements before j
+            z ← z + K ν'_j
+            P ← (I - K H_j) P (I - K H_j)ᵀ + K R_jj Kᵀ    Joseph form
+            NIS ← NIS + ν'_j² / s
         z⁻ ← [advance(x, u_k, t_k, dt, θ), θ]
         P⁻ ← F P Fᵀ + Q,   F = ∂z⁻/∂z
 
-    The Joseph form stays symmetric positive semi-definite under rounding and
-    for any gain, where ``(I - K H) P`` does not; P is symmetrised after each
-    step. ``F`` is the Jacobian of the discrete step: by central differences
-    of ``advance`` (all ``2 (n_x + n_est)`` perturbed copies of the batch in
-    one call), or from the analytic ``J = ∂f/∂x`` discretised consistently
-    with the model's integrator: per substep ``h``, ``I + J h + … + (J h)⁴/4!``
-    for RK4 (the exact RK4 step of a linear model), ``I + J h`` for Euler,
+    With R diagonal, taking the elements of y one at a time is exactly the
+    update with the whole vector (``K = P⁻ Hᵀ S⁻¹``, ``z = z⁻ + K ν``, NIS
+    ``νᵀ S⁻¹ ν``), with no matrix to solve. The Joseph form stays symmetric
+    positive semi-definite under rounding and for any gain, where
+    ``(I - K H) P`` does not; P is symmetrised after each step. ``F`` is
+    the Jacobian of the discrete step: by central differences of ``advance``
+    (all ``2 (n_x + n_est)`` perturbed copies of the batch in one call), or
+    from the analytic ``J = ∂f/∂x`` discretised consistently with the
+    model's integrator: per substep ``h``, ``I + J h + … + (J h)⁴/4!`` for
+    RK4 (the exact RK4 step of a linear model), ``I + J h`` for Euler,
     ``expm(J dt)`` for ``solve_ivp``.
 
     A missing element of ``y`` (NaN) zeroes its row of ``H`` and its
-    innovation; with R diagonal, its row and column of ``S`` reduce to
-    ``R_ii``, its column of ``K`` is zero, and the update is exactly a
-    predict-only step for that element, per asset, without branching.
+    innovation: its ``s`` is ``R_jj``, its gain is zero, and the update is
+    exactly a predict-only step for that element, per asset, without branching.
+
+    The filter keeps its arrays with the batch last (``z`` as ``(n, B)``,
+    ``P`` as ``(n, n, B)``; the ``z_`` and ``P_`` state attributes are the
+    same memory seen as ``(B, n)`` and ``(B, n, n)``), so each step is a few
+    NumPy operations along contiguous memory for the whole fleet.
 
     References
     ----------
@@ -200,104 +253,138 @@ class EKF(Block):
     def reset(self, ctx: Context) -> None:
         self.check_params()
         model = self._model = self.process
-        batch, n_x, n_e = ctx.batch, model.n_x, len(self.estimate)
-        self._n_x, self._n_a, self._dt = n_x, n_x + n_e, ctx.dt
+        batch, n_x, n_e, n_y = ctx.batch, model.n_x, len(self.estimate), model.n_y
+        n_a = n_x + n_e
+        self._n_x, self._n_a, self._dt = n_x, n_a, ctx.dt
         self._p = model.batch_params(batch)
         if self.x0 is None:
             x0 = model.initial_state(batch)
         else:
             x0 = np.broadcast_to(np.asarray(self.x0, dtype=float), (batch, n_x))
         theta0 = np.stack([self._p[name] for name in self.estimate], axis=1) if n_e else np.zeros((batch, 0))
-        self.z_ = np.concatenate([x0, theta0], axis=1)
+        # batch last in memory: the filter works on _z (n_a, B) and _P (n_a, n_a, B), the state is their transpose
+        self._z = np.empty((n_a, batch))
+        self._P = np.empty((n_a, n_a, batch))
+        self.z_, self.P_ = self._z.T, self._P.transpose(2, 0, 1)
+        self.z_[...] = np.concatenate([x0, theta0], axis=1)
         variances = np.concatenate([diagonal(self.p0, n_x), diagonal(self.p0_params, n_e)])
-        self.P_ = np.broadcast_to(np.diag(variances), (batch, self._n_a, self._n_a)).copy()
-        self._Q = np.diag(np.concatenate([diagonal(self.q, n_x), diagonal(self.q_params, n_e)]))
-        self._R = diagonal(self.r, model.n_y)
-        self._I = np.eye(self._n_a)
+        self.P_[...] = np.diag(variances)
+        self._q = np.concatenate([diagonal(self.q, n_x), diagonal(self.q_params, n_e)])[:, None]
+        self._R = diagonal(self.r, n_y)
+        self._eye = np.eye(n_a)[:, :, None]
         self._has_input = model.n_u > 0
         self._no_input = np.zeros((batch, 0))
+        self._tiled = {}
         u0 = np.zeros((batch, model.n_u))
         self._analytic = self.jacobian == "analytic" or (
-            self.jacobian == "auto" and model.jacobian(x0, u0, 0.0, self._params(self.z_)) is not None
+            self.jacobian == "auto" and model.jacobian(x0, u0, 0.0, self._params(self._z)) is not None
         )
-        self._transition_columns = np.arange(n_x if self._analytic else 0, self._n_a)
-        self._z_post = self.z_.copy()
-        self._P_post = self.P_.copy()
+        self._first_transition = n_x if self._analytic else 0  # F's columns from finite differences
+        self._F = np.zeros((n_a, n_a, batch))  # ∂z⁻/∂z; the parameter rows stay [0 I]
+        self._F[n_x:, n_x:] = self._eye[n_x:, n_x:]
+        self._z_post = self._z.copy()
+        self._P_post = self._P.copy()
+        # memory reused every tick, so that a large batch allocates (and page-faults) little
+        self._copies = {}  # the finite-difference copies (zs, us) by number of columns
+        self._W1, self._W2 = np.empty((2, n_a, n_a, batch))
 
-    def _params(self, z: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's parameter dict for rows of ``z`` (copies of the batch stacked along axis 0)."""
-        copies = len(z) // len(self.z_)
-        p = {name: np.tile(value, copies) for name, value in self._p.items()}
+    def _params(self, zs: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's parameter dict for the columns of ``zs (n_a, c B)``, ``c`` copies of the batch side by side."""
+        copies = zs.shape[1] // self._z.shape[1]
+        if copies not in self._tiled:  # the fixed parameters of ``copies`` copies, tiled once
+            self._tiled[copies] = {name: np.tile(value, copies) for name, value in self._p.items()}
+        p = dict(self._tiled[copies])
         for i, name in enumerate(self.estimate):
-            p[name] = z[:, self._n_x + i]
+            p[name] = zs[self._n_x + i]
         return p
 
-    def _differentiate(self, fun, z: np.ndarray, u: np.ndarray, columns: np.ndarray):
-        """``fun(z)`` and its central-difference Jacobian over ``columns``, in one batched call of ``fun``."""
-        batch, n = z.shape
-        m = len(columns)
-        h = FD_STEP * (1.0 + np.abs(z[:, columns]))  # (B, m)
-        zs = np.broadcast_to(z, (1 + 2 * m, batch, n)).copy()
-        zs[1 + np.arange(m), :, columns] += h.T
-        zs[1 + m + np.arange(m), :, columns] -= h.T
-        values = fun(zs.reshape(-1, n), np.tile(u, (1 + 2 * m, 1))).reshape(1 + 2 * m, batch, -1)
-        jac = (values[1 : 1 + m] - values[1 + m :]) / (2 * h.T[:, :, None])  # (m, B, n_out)
-        return values[0], jac.transpose(1, 2, 0)
+    def _differentiate(self, fun, z: np.ndarray, u: np.ndarray, first: int):
+        """``fun`` at ``z (n, B)`` and its central-difference Jacobian over columns ``first:``, in one batched call.
 
-    def _observe(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
-        return self._model.observe(z[:, : self._n_x], u, self._params(z))
+        ``fun(zs, us)`` takes the ``1 + 2m`` copies of the batch side by side, ``zs (n, (1 + 2m) B)``
+        and ``us ((1 + 2m) B, n_u)``, and returns ``((1 + 2m) B, n_out)``. Returns the value
+        ``(n_out, B)`` and the Jacobian ``(n_out, m, B)``.
+        """
+        n, batch = z.shape
+        m = n - first
+        if m not in self._copies:
+            self._copies[m] = np.empty((n, 1 + 2 * m, batch)), np.empty((u.shape[1], 1 + 2 * m, batch))
+        zs, us = self._copies[m]
+        h = FD_STEP * (1.0 + np.abs(z[first:]))  # (m, B)
+        zs[...] = z[:, None]
+        for i in range(m):  # copy 1 + i moves column first + i up by h, copy 1 + m + i down
+            zs[first + i, 1 + i] += h[i]
+            zs[first + i, 1 + m + i] -= h[i]
+        us[:, 0] = u.T  # u is a strided view of the port memory: read it once
+        us[:, 1:] = us[:, :1]
+        values = fun(zs.reshape(n, -1), us.reshape(len(us), zs.shape[1] * batch).T)
+        values = values.T.reshape(-1, 1 + 2 * m, batch)
+        return values[:, 0].copy(), (values[:, 1 : 1 + m] - values[:, 1 + m :]) / (2 * h)
+
+    def _observe(self, zs: np.ndarray, us: np.ndarray) -> np.ndarray:
+        return self._model.observe(zs[: self._n_x].T, us, self._params(zs))
 
     def _discrete_jacobian(self, z: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
-        """``∂x⁺/∂x`` from the model's analytic ``∂f/∂x``, consistent with its integrator."""
+        """``∂x⁺/∂x (n_x, n_x, B)`` from the model's analytic ``∂f/∂x``, consistent with its integrator."""
         model = self._model
-        jac = model.jacobian(z[:, : self._n_x], u, t, self._params(z))
+        jac = model.jacobian(z[: self._n_x].T, u, t, self._params(z))
         if model.integrator == "solve_ivp":
-            return expm(jac * self._dt)
+            return expm(jac * self._dt).transpose(1, 2, 0)
         h = self._dt / model.substeps
-        a = jac * h
-        eye = np.eye(self._n_x)
-        step = eye + a
+        a = np.ascontiguousarray(jac.transpose(1, 2, 0)) * h
+        step = self._eye[: self._n_x, : self._n_x] + a
         if model.integrator == "rk4":
-            a2 = a @ a
-            step = step + a2 / 2 + a2 @ a / 6 + a2 @ a2 / 24
-        return np.linalg.matrix_power(step, model.substeps)
+            a2 = matmul(a, a)
+            step = step + a2 / 2 + matmul(a2, a) / 6 + matmul(a2, a2) / 24
+        if model.substeps == 1:
+            return step
+        return np.linalg.matrix_power(step.transpose(2, 0, 1), model.substeps).transpose(1, 2, 0)
 
     def output(self, t, inp, out):
         u = inp.u if self._has_input else self._no_input
-        z, P, R = self.z_, self.P_, self._R
-        measured = np.isfinite(inp.y)
-        hz, H = self._differentiate(self._observe, z, u, np.arange(self._n_a))
-        H = H * measured[:, :, None]
-        nu = np.where(measured, inp.y - np.where(measured, hz, 0.0), 0.0)
-        PHt = P @ H.transpose(0, 2, 1)
-        S = H @ PHt + np.diag(R)
-        K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)
-        z = z + (K @ nu[:, :, None])[:, :, 0]
-        IKH = self._I - K @ H
-        P = IKH @ P @ IKH.transpose(0, 2, 1) + (K * R) @ K.transpose(0, 2, 1)
-        self._z_post = z
-        self._P_post = (P + P.transpose(0, 2, 1)) / 2
-        out.x_hat[...] = z[:, : self._n_x]
+        z, P = self._z, self._P
+        y = inp.y.T  # (n_y, B)
+        measured = np.isfinite(y)
+        hz, H = self._differentiate(self._observe, z, u, 0)
+        H *= measured[:, None]
+        nu = np.subtract(y, hz, out=np.zeros_like(hz), where=measured)
+        S = np.einsum("jkb,klb,jlb->jb", H, P, H) + self._R[:, None]
+        z, nis, IKH, work = self._z_post, np.zeros(z.shape[1]), self._W2, self._W1
+        z[...] = self._z
+        for j, (h, r) in enumerate(zip(H, self._R, strict=True)):  # one element at a time: exact for diagonal R
+            PHt = np.einsum("ikb,kb->ib", P, h)
+            s = np.einsum("kb,kb->b", h, PHt) + r
+            K = PHt / s
+            nu_j = nu[j] if j == 0 else nu[j] - np.einsum("kb,kb->b", h, z - self._z)  # given elements < j
+            z += K * nu_j
+            np.subtract(self._eye, np.multiply(K[:, None], h[None], out=IKH), out=IKH)
+            P = sandwich(IKH, P, out=self._P_post, work=work)
+            P += np.multiply(r * K[:, None], K[None], out=work)  # + K R_jj Kᵀ
+            nis += nu_j**2 / s
+        np.add(P, P.transpose(1, 0, 2), out=work)
+        np.divide(work, 2, out=self._P_post)
+        out.x_hat[...] = z[: self._n_x].T
         if self._n_a > self._n_x:
-            out.params[...] = z[:, self._n_x :]
-        out.P[...] = np.diagonal(self._P_post, axis1=1, axis2=2)
-        out.innovation[...] = nu
-        out.S[...] = np.diagonal(S, axis1=1, axis2=2)
-        out.normalized_innovation[...] = np.einsum("bi,bi->b", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
+            out.params[...] = z[self._n_x :].T
+        out.P[...] = diagonal_view(self._P_post).T
+        out.innovation[...] = nu.T
+        out.S[...] = S.T
+        out.normalized_innovation[...] = nis
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input
-        z, P, n_x = self._z_post, self._P_post, self._n_x
+        z, P, n_x, F = self._z_post, self._P_post, self._n_x, self._F
 
         def step(zs, us):
-            return self._model.advance(zs[:, :n_x], us, t, self._dt, self._params(zs))
+            return self._model.advance(zs[:n_x].T, us, t, self._dt, self._params(zs))
 
-        x_next, jac = self._differentiate(step, z, u, self._transition_columns)
-        F = np.broadcast_to(self._I, P.shape).copy()
-        F[:, :n_x, self._transition_columns] = jac
+        x_next, jac = self._differentiate(step, z, u, self._first_transition)
+        F[:n_x, self._first_transition :] = jac
         if self._analytic:
-            F[:, :n_x, :n_x] = self._discrete_jacobian(z, u, t)
-        P = F @ P @ F.transpose(0, 2, 1) + self._Q
-        self.z_[:, :n_x] = x_next
-        self.z_[:, n_x:] = z[:, n_x:]
-        self.P_[...] = (P + P.transpose(0, 2, 1)) / 2
+            F[:n_x, :n_x] = self._discrete_jacobian(z, u, t)
+        P = sandwich(F, P, out=self._W2, work=self._W1)
+        diagonal_view(P)[...] += self._q
+        self._z[:n_x] = x_next
+        self._z[n_x:] = z[n_x:]
+        np.add(P, P.transpose(1, 0, 2), out=self._P)
+        self._P /= 2

@@ -82,14 +82,23 @@ MODELS = ("linear", "exponential", "best")
 
 
 def fit_line(g: np.ndarray, w: np.ndarray, tau: np.ndarray):
-    """Weighted least squares ``g ≈ a + b τ`` per asset: ``a, b``, their covariance terms and the residuals."""
+    """Weighted least squares ``g ≈ a + b τ`` per asset: ``a, b`` and ``var a, var b, cov(a, b)``.
+
+    The variances allow for serially correlated residuals (a filtered health
+    indicator is smooth): with ``ρ`` the lag-1 autocorrelation of the
+    residuals, clipped to [0, 0.99], the white-noise variances are inflated
+    by the AR(1) factor ``(1 + ρ) / (1 - ρ)`` (the sample count over the
+    effective sample count).
+    """
     s0, s1, s2 = w.sum(1), w @ tau, w @ tau**2
     sy, sty = (w * g).sum(1), (w * g) @ tau
     det = s0 * s2 - s1**2
     b = (s0 * sty - s1 * sy) / det
     a = (s2 * sy - s1 * sty) / det
-    resid = g - a[:, None] - b[:, None] * tau
-    sigma2 = (w * resid**2).sum(1) / (s0 - 2)
+    resid = w * (g - a[:, None] - b[:, None] * tau)
+    sum_sq = (resid**2).sum(1)
+    rho = np.clip((resid[:, 1:] * resid[:, :-1]).sum(1) / sum_sq, 0.0, 0.99)
+    sigma2 = sum_sq / (s0 - 2) * (1 + rho) / (1 - rho)
     return a, b, sigma2 * s2 / det, sigma2 * s0 / det, -sigma2 * s1 / det
 
 
@@ -123,7 +132,8 @@ class RUL(Block):
     -----
     With ``τ ≤ 0`` the age of each sample (``τ = 0`` now), the transformed
     indicator ``g`` (``hi``, or ``log(1 - hi)`` for the exponential law) is fitted
-    by least squares, ``g ≈ a + b τ``, with covariance ``σ² (XᵀX)⁻¹``. The
+    by least squares, ``g ≈ a + b τ``, with covariance ``σ² (XᵀX)⁻¹`` (σ² inflated
+    for the residuals' lag-1 autocorrelation, see :func:`fit_line`). The
     threshold ``g*`` is reached at ``τ* = (g* - a) / b``; by the delta method::
 
         var τ* = (var a + τ*² var b + 2 τ* cov(a, b)) / b²

@@ -68,11 +68,14 @@ def rk4(f, x, u, t, dt, substeps=1):
     h = dt / substeps
     for i in range(substeps):
         s = t + i * h
-        k1 = f(x, u, s)
-        k2 = f(x + h / 2 * k1, u, s + h / 2)
-        k3 = f(x + h / 2 * k2, u, s + h / 2)
-        k4 = f(x + h * k3, u, s + h)
-        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        k = f(x, u, s)  # k1
+        total = 1.0 * k  # k1 + 2 k2 + 2 k3 + k4 summed as the stages come (a new numpy or torch array)
+        k = f(x + h / 2 * k, u, s + h / 2)  # k2
+        total += 2 * k
+        k = f(x + h / 2 * k, u, s + h / 2)  # k3
+        total += 2 * k
+        total += f(x + h * k, u, s + h)  # k4
+        x = x + h / 6 * total
     return x
 
 

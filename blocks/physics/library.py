@@ -499,9 +499,10 @@ class PumpLike(ODEModel):
         K, R, J, b = p["motor_constant"], p["resistance"], p["inertia"], p["friction"]
         c_T, c_Q, tau_q, eta = p["load_coefficient"], p["flow_coefficient"], p["flow_time_constant"], p["efficiency"]
         i = (voltage - K * omega) / R
-        omega_dot = (K * i - b * omega - c_T * omega * np.abs(omega)) / J
-        q_dot = (eta * c_Q * omega - q) / tau_q
-        return np.stack([omega_dot, q_dot], axis=1)
+        dx = np.empty_like(x)  # laid out like x: an estimator's batch-last copies stay batch-last
+        np.divide(K * i - b * omega - c_T * omega * np.abs(omega), J, out=dx[:, 0])
+        np.divide(eta * c_Q * omega - q, tau_q, out=dx[:, 1])
+        return dx
 
     def observe(self, x, u, p):
         return x[:, 1:]

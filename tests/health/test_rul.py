@@ -63,3 +63,17 @@ def test_flat_rising_and_failed_indicators():
 def test_bad_params_are_named(params, message):
     with pytest.raises(tg.TwinGraphError, match=message):
         rul_history(RUL(name="rul", **params), np.zeros((5, 1)))
+
+
+def test_band_covers_the_truth_with_serially_correlated_noise():
+    """A filtered HI has AR(1)-like errors; the band allows for them (95 % nominal coverage)."""
+    steps, assets, phi = 400, 400, 0.9
+    rng = np.random.default_rng(1)
+    noise = np.zeros((steps, assets))
+    for k in range(1, steps):
+        noise[k] = phi * noise[k - 1] + 0.01 * np.sqrt(1 - phi**2) * rng.normal(size=assets)
+    t = np.arange(steps) * DT  # failure at t = 250 s
+    hist = rul_history(RUL(window=100, model="linear", name="rul"), (1.0 - t / 250.0)[:, None] + noise)
+    k = 300  # true RUL 100 s
+    covered = (hist["rul.rul_lower"][k] <= 100.0) & (hist["rul.rul_upper"][k] >= 100.0)
+    assert covered.mean() > 0.75  # 0.82 measured; white-noise variances covered 0.36
