@@ -28,6 +28,7 @@ from filterpy.kalman import (
 import twingraph as tg
 from blocks.estimation import EKF, UKF
 from blocks.estimation.ekf import FD_STEP
+from blocks.estimation.filter import KalmanFilter
 from blocks.physics import PumpLike
 from blocks.sources import Input
 
@@ -36,24 +37,17 @@ DT = 0.01
 Q, Q_PARAMS, R = (1e-4, 1e-12), 1e-8, 1e-12
 
 
-def graph() -> tg.Graph:
+def graph(kind: type[KalmanFilter] = EKF) -> tg.Graph:
+    """Voltage and flow inputs feeding a ``kind`` filter named ``"ekf"`` or ``"ukf"`` that estimates the efficiency."""
     g = tg.Graph("bench", dt=DT)
-    ekf = g.add(EKF(PumpLike(), estimate=("efficiency",), q=Q, q_params=Q_PARAMS, r=R, name="ekf"))
-    g.connect(g.add(Input("u", shape=(1,), unit="V")).out.value, ekf.inp.u)
-    g.connect(g.add(Input("y", shape=(1,), unit="m3/s")).out.value, ekf.inp.y)
+    block = g.add(kind(PumpLike(), estimate=("efficiency",), q=Q, q_params=Q_PARAMS, r=R, name=kind.__name__.lower()))
+    g.connect(g.add(Input("u", shape=(1,), unit="V")).out.value, block.inp.u)
+    g.connect(g.add(Input("y", shape=(1,), unit="m3/s")).out.value, block.inp.y)
     return g
 
 
-def ukf_graph() -> tg.Graph:
-    g = tg.Graph("bench", dt=DT)
-    ukf = g.add(UKF(PumpLike(), estimate=("efficiency",), q=Q, q_params=Q_PARAMS, r=R, name="ukf"))
-    g.connect(g.add(Input("u", shape=(1,), unit="V")).out.value, ukf.inp.u)
-    g.connect(g.add(Input("y", shape=(1,), unit="m3/s")).out.value, ukf.inp.y)
-    return g
-
-
-def graph_seconds_per_tick(batch: int, ticks: int, make=graph) -> float:
-    sim = tg.Simulator(make(), batch=batch, log=None)
+def graph_seconds_per_tick(batch: int, ticks: int, kind: type[KalmanFilter] = EKF) -> float:
+    sim = tg.Simulator(graph(kind), batch=batch, log=None)
     u = np.full((ticks, batch, 1), 12.0)
     y = np.full((ticks, batch, 1), 9e-4)
     sim.run(inputs={"u": u[:5], "y": y[:5]})
@@ -157,7 +151,7 @@ def main() -> None:
         per_pump_tick = per_tick / batch
         print(f"{batch:>6} {per_tick * 1e3:>9.3f} {per_pump_tick * 1e6:>13.2f} {reference / per_pump_tick:>11.1f}x")
     reference = filterpy_ukf_seconds_per_pump_tick(20, args.ticks)
-    per_tick = graph_seconds_per_tick(1000, args.ticks, ukf_graph)
+    per_tick = graph_seconds_per_tick(1000, args.ticks, UKF)
     print(f"\nUKF, filterpy loop reference: {reference * 1e6:.1f} µs per pump-tick\n")
     print(f"{'B':>6} {'ms/tick':>9} {'µs/pump-tick':>13} {'vs filterpy':>12}")
     print(f"{1000:>6} {per_tick * 1e3:>9.3f} {per_tick / 1000 * 1e6:>13.2f} {reference / (per_tick / 1000):>11.1f}x")

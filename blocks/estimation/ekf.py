@@ -3,19 +3,14 @@
 import numpy as np
 from scipy.linalg import expm
 
-from twingraph import Block, Context, Signal
+from twingraph import Context
 
-from ..physics.library import PumpLike
-from ..physics.ode import ODEModel, common_unit, invalid_param
+from ..physics.ode import ODEModel, invalid_param
+from .filter import KalmanFilter
 
 JACOBIANS = ("auto", "analytic", "fd")
 FD_STEP = np.finfo(float).eps ** (1 / 3)  # central differences: truncation O(h²) balances rounding O(eps / h)
 SMALL = 6  # matrices with fewer rows are multiplied by einsum along the batch, larger ones by BLAS
-
-
-def diagonal(value, size: int) -> np.ndarray:
-    """A scalar or one value per element, as a ``(size,)`` array of variances."""
-    return np.broadcast_to(np.asarray(value, dtype=float), (size,)).copy()
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -59,7 +54,7 @@ def sandwich(a: np.ndarray, p: np.ndarray, out: np.ndarray, work: np.ndarray) ->
     return matmul(matmul(a, p, out=work), a.transpose(1, 0, 2), out=out)
 
 
-class EKF(Block):
+class EKF(KalmanFilter):
     """Extended Kalman filter over an :class:`~blocks.physics.ode.ODEModel`, with parameter estimation.
 
     The filter estimates the model's state and, optionally, named physical
@@ -180,8 +175,6 @@ class EKF(Block):
     0.8
     """
 
-    direct_feedthrough = True
-
     def __init__(
         self,
         model: ODEModel | None = None,
@@ -196,107 +189,35 @@ class EKF(Block):
         *,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name)
-        self.model = model
-        self.estimate = estimate
-        self.q = q
-        self.q_params = q_params
-        self.r = r
-        self.p0 = p0
-        self.p0_params = p0_params
-        self.x0 = x0
+        super().__init__(model, estimate, q, q_params, r, p0, p0_params, x0, name=name)
         self.jacobian = jacobian
-
-    @property
-    def process(self) -> ODEModel:
-        """The model the filter runs (``PumpLike()`` when ``model`` is None)."""
-        return PumpLike() if self.model is None else self.model
 
     def check_params(self) -> None:
         """Raise WiringError naming the first invalid param."""
-        model = self.process
-        if not isinstance(model, ODEModel):
-            raise invalid_param(self, "model", "an ODEModel block", model)
-        model.check_params()
-        unknown = [p for p in self.estimate if p not in model.parameters]
-        if isinstance(self.estimate, str) or unknown:
-            raise invalid_param(self, "estimate", f"a tuple of names from {list(model.parameters)}", self.estimate)
-        if self.jacobian not in JACOBIANS:
-            raise invalid_param(self, "jacobian", f"one of {list(JACOBIANS)}", self.jacobian)
-        n_x, n_e, n_y = model.n_x, len(self.estimate), model.n_y
-        for param, size in (("q", n_x), ("q_params", n_e), ("r", n_y), ("p0", n_x), ("p0_params", n_e)):
-            value = np.asarray(getattr(self, param), dtype=float)
-            if value.ndim > 1 or value.size not in (1, size) or not np.all(value >= 0):
-                raise invalid_param(self, param, f"a variance >= 0 or {size} of them", getattr(self, param))
+        super().check_params()
         if not np.all(np.asarray(self.r, dtype=float) > 0):
             raise invalid_param(self, "r", "> 0 (a measurement variance)", self.r)
-
-    def input_signals(self) -> dict[str, Signal]:
-        model = self.process
-        ports = {"u": Signal(shape=(model.n_u,), unit=model.input_unit)} if model.n_u else {}
-        ports["y"] = Signal(shape=(model.n_y,), unit=model.y_unit)
-        return ports
-
-    def output_signals(self, inputs):
-        self.check_params()
-        model = self.process
-        n_e = len(self.estimate)
-        ports = {"x_hat": Signal(shape=(model.n_x,), unit=common_unit(model.state_units))}
-        if n_e:
-            ports["params"] = Signal(shape=(n_e,))
-        ports["P"] = Signal(shape=(model.n_x + n_e,))
-        ports["innovation"] = Signal(shape=(model.n_y,), unit=model.y_unit)
-        ports["S"] = Signal(shape=(model.n_y,))
-        ports["normalized_innovation"] = Signal(shape=(), unit="")
-        return ports
+        if self.jacobian not in JACOBIANS:
+            raise invalid_param(self, "jacobian", f"one of {list(JACOBIANS)}", self.jacobian)
 
     def reset(self, ctx: Context) -> None:
-        self.check_params()
-        model = self._model = self.process
-        batch, n_x, n_e, n_y = ctx.batch, model.n_x, len(self.estimate), model.n_y
-        n_a = n_x + n_e
-        self._n_x, self._n_a, self._dt = n_x, n_a, ctx.dt
-        self._p = model.batch_params(batch)
-        if self.x0 is None:
-            x0 = model.initial_state(batch)
-        else:
-            x0 = np.broadcast_to(np.asarray(self.x0, dtype=float), (batch, n_x))
-        theta0 = np.stack([self._p[name] for name in self.estimate], axis=1) if n_e else np.zeros((batch, 0))
-        # batch last in memory: the filter works on _z (n_a, B) and _P (n_a, n_a, B), the state is their transpose
-        self._z = np.empty((n_a, batch))
-        self._P = np.empty((n_a, n_a, batch))
+        super().reset(ctx)
+        model, batch, n_x, n_a = self._model, ctx.batch, self._n_x, self._n_a
+        # batch last in memory: the filter works on _z (n_a, B) and _P (n_a, n_a, B); z_ and P_ become their transposes
+        self._z, self._P = self.z_.T.copy(), self.P_.transpose(1, 2, 0).copy()
         self.z_, self.P_ = self._z.T, self._P.transpose(2, 0, 1)
-        self.z_[...] = np.concatenate([x0, theta0], axis=1)
-        variances = np.concatenate([diagonal(self.p0, n_x), diagonal(self.p0_params, n_e)])
-        self.P_[...] = np.diag(variances)
-        self._q = np.concatenate([diagonal(self.q, n_x), diagonal(self.q_params, n_e)])[:, None]
-        self._R = diagonal(self.r, n_y)
+        self._z_post, self._P_post = self._z.copy(), self._P.copy()
         self._eye = np.eye(n_a)[:, :, None]
-        self._has_input = model.n_u > 0
-        self._no_input = np.zeros((batch, 0))
-        self._tiled = {}
-        u0 = np.zeros((batch, model.n_u))
+        x0, theta0, u0 = self.z_[:, :n_x], self._z[n_x:], np.zeros((batch, model.n_u))
         self._analytic = self.jacobian == "analytic" or (
-            self.jacobian == "auto" and model.jacobian(x0, u0, 0.0, self._params(self._z)) is not None
+            self.jacobian == "auto" and model.jacobian(x0, u0, 0.0, self._params(theta0)) is not None
         )
         self._first_transition = n_x if self._analytic else 0  # F's columns from finite differences
         self._F = np.zeros((n_a, n_a, batch))  # ∂z⁻/∂z; the parameter rows stay [0 I]
         self._F[n_x:, n_x:] = self._eye[n_x:, n_x:]
-        self._z_post = self._z.copy()
-        self._P_post = self._P.copy()
         # memory reused every tick, so that a large batch allocates (and page-faults) little
         self._copies = {}  # the finite-difference copies (zs, us) by number of columns
         self._W1, self._W2 = np.empty((2, n_a, n_a, batch))
-
-    def _params(self, zs: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's parameter dict for the columns of ``zs (n_a, c B)``, ``c`` copies of the batch side by side."""
-        copies = zs.shape[1] // self._z.shape[1]
-        if copies not in self._tiled:  # the fixed parameters of ``copies`` copies, tiled once
-            self._tiled[copies] = {name: np.tile(value, copies) for name, value in self._p.items()}
-        p = dict(self._tiled[copies])
-        for i, name in enumerate(self.estimate):
-            p[name] = zs[self._n_x + i]
-        return p
 
     def _differentiate(self, fun, z: np.ndarray, u: np.ndarray, first: int):
         """``fun`` at ``z (n, B)`` and its central-difference Jacobian over columns ``first:``, in one batched call.
@@ -322,12 +243,12 @@ class EKF(Block):
         return values[:, 0].copy(), (values[:, 1 : 1 + m] - values[:, 1 + m :]) / (2 * h)
 
     def _observe(self, zs: np.ndarray, us: np.ndarray) -> np.ndarray:
-        return self._model.observe(zs[: self._n_x].T, us, self._params(zs))
+        return self._model.observe(zs[: self._n_x].T, us, self._params(zs[self._n_x :]))
 
     def _discrete_jacobian(self, z: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
         """``∂x⁺/∂x (n_x, n_x, B)`` from the model's analytic ``∂f/∂x``, consistent with its integrator."""
         model = self._model
-        jac = model.jacobian(z[: self._n_x].T, u, t, self._params(z))
+        jac = model.jacobian(z[: self._n_x].T, u, t, self._params(z[self._n_x :]))
         if model.integrator == "solve_ivp":
             return expm(jac * self._dt).transpose(1, 2, 0)
         h = self._dt / model.substeps
@@ -363,27 +284,21 @@ class EKF(Block):
             nis += nu_j**2 / s
         np.add(P, P.transpose(1, 0, 2), out=work)
         np.divide(work, 2, out=self._P_post)
-        out.x_hat[...] = z[: self._n_x].T
-        if self._n_a > self._n_x:
-            out.params[...] = z[self._n_x :].T
-        out.P[...] = diagonal_view(self._P_post).T
-        out.innovation[...] = nu.T
-        out.S[...] = S.T
-        out.normalized_innovation[...] = nis
+        self._publish(out, z.T, diagonal_view(self._P_post).T, nu.T, S.T, nis)
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input
         z, P, n_x, F = self._z_post, self._P_post, self._n_x, self._F
 
         def step(zs, us):
-            return self._model.advance(zs[:n_x].T, us, t, self._dt, self._params(zs))
+            return self._model.advance(zs[:n_x].T, us, t, self._dt, self._params(zs[n_x:]))
 
         x_next, jac = self._differentiate(step, z, u, self._first_transition)
         F[:n_x, self._first_transition :] = jac
         if self._analytic:
             F[:n_x, :n_x] = self._discrete_jacobian(z, u, t)
         P = sandwich(F, P, out=self._W2, work=self._W1)
-        diagonal_view(P)[...] += self._q
+        diagonal_view(P)[...] += self._q[:, None]
         self._z[:n_x] = x_next
         self._z[n_x:] = z[n_x:]
         np.add(P, P.transpose(1, 0, 2), out=self._P)

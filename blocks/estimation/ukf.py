@@ -2,11 +2,10 @@
 
 import numpy as np
 
-from twingraph import Block, Context, Signal, SimulationError
+from twingraph import Context, SimulationError
 
-from ..physics.library import PumpLike
-from ..physics.ode import ODEModel, common_unit, invalid_param
-from .ekf import diagonal
+from ..physics.ode import ODEModel, invalid_param
+from .filter import KalmanFilter
 
 
 def merwe_weights(n: int, alpha: float, beta: float, kappa: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -30,7 +29,7 @@ def merwe_weights(n: int, alpha: float, beta: float, kappa: float) -> tuple[np.n
     return wm, wc, float(np.sqrt(n + lam))
 
 
-class UKF(Block):
+class UKF(KalmanFilter):
     """Unscented Kalman filter over an :class:`~blocks.physics.ode.ODEModel`, with parameter estimation.
 
     Same model, parameters, ports and tick as :class:`~blocks.estimation.EKF`,
@@ -153,8 +152,6 @@ class UKF(Block):
     0.8
     """
 
-    direct_feedthrough = True
-
     def __init__(
         self,
         model: ODEModel | None = None,
@@ -171,38 +168,14 @@ class UKF(Block):
         *,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name)
-        self.model = model
-        self.estimate = estimate
-        self.q = q
-        self.q_params = q_params
-        self.r = r
-        self.p0 = p0
-        self.p0_params = p0_params
-        self.x0 = x0
+        super().__init__(model, estimate, q, q_params, r, p0, p0_params, x0, name=name)
         self.alpha = alpha
         self.beta = beta
         self.kappa = kappa
 
-    @property
-    def process(self) -> ODEModel:
-        """The model the filter runs (``PumpLike()`` when ``model`` is None)."""
-        return PumpLike() if self.model is None else self.model
-
     def check_params(self) -> None:
         """Raise WiringError naming the first invalid param."""
-        model = self.process
-        if not isinstance(model, ODEModel):
-            raise invalid_param(self, "model", "an ODEModel block", model)
-        model.check_params()
-        unknown = [p for p in self.estimate if p not in model.parameters]
-        if isinstance(self.estimate, str) or unknown:
-            raise invalid_param(self, "estimate", f"a tuple of names from {list(model.parameters)}", self.estimate)
-        n_x, n_e, n_y = model.n_x, len(self.estimate), model.n_y
-        for param, size in (("q", n_x), ("q_params", n_e), ("r", n_y), ("p0", n_x), ("p0_params", n_e)):
-            value = np.asarray(getattr(self, param), dtype=float)
-            if value.ndim > 1 or value.size not in (1, size) or not np.all(value >= 0):
-                raise invalid_param(self, param, f"a variance >= 0 or {size} of them", getattr(self, param))
+        super().check_params()
         for param in ("r", "p0", "p0_params"):
             if not np.all(np.asarray(getattr(self, param), dtype=float) > 0):
                 raise invalid_param(self, param, "> 0 (a variance; the sigma points need P and S positive definite)",
@@ -211,57 +184,15 @@ class UKF(Block):
             raise invalid_param(self, "alpha", "> 0", self.alpha)
         if not (np.isfinite(self.beta) and self.beta >= 0):
             raise invalid_param(self, "beta", ">= 0", self.beta)
-        if not (np.isfinite(self.kappa) and n_x + n_e + self.kappa > 0):
-            raise invalid_param(self, "kappa", f"> -n = {-(n_x + n_e)} (n states and estimated parameters)", self.kappa)
-
-    def input_signals(self) -> dict[str, Signal]:
-        model = self.process
-        ports = {"u": Signal(shape=(model.n_u,), unit=model.input_unit)} if model.n_u else {}
-        ports["y"] = Signal(shape=(model.n_y,), unit=model.y_unit)
-        return ports
-
-    def output_signals(self, inputs):
-        self.check_params()
-        model = self.process
-        n_e = len(self.estimate)
-        ports = {"x_hat": Signal(shape=(model.n_x,), unit=common_unit(model.state_units))}
-        if n_e:
-            ports["params"] = Signal(shape=(n_e,))
-        ports["P"] = Signal(shape=(model.n_x + n_e,))
-        ports["innovation"] = Signal(shape=(model.n_y,), unit=model.y_unit)
-        ports["S"] = Signal(shape=(model.n_y,))
-        ports["normalized_innovation"] = Signal(shape=(), unit="")
-        return ports
+        n = self.process.n_x + len(self.estimate)
+        if not (np.isfinite(self.kappa) and n + self.kappa > 0):
+            raise invalid_param(self, "kappa", f"> -n = {-n} (n states and estimated parameters)", self.kappa)
 
     def reset(self, ctx: Context) -> None:
-        self.check_params()
-        model = self._model = self.process
-        batch, n_x, n_e = ctx.batch, model.n_x, len(self.estimate)
-        self._n_x, self._n_a, self._dt = n_x, n_x + n_e, ctx.dt
-        self._p = model.batch_params(batch)
-        if self.x0 is None:
-            x0 = model.initial_state(batch)
-        else:
-            x0 = np.broadcast_to(np.asarray(self.x0, dtype=float), (batch, n_x))
-        theta0 = np.stack([self._p[name] for name in self.estimate], axis=1) if n_e else np.zeros((batch, 0))
-        self.z_ = np.concatenate([x0, theta0], axis=1)
-        variances = np.concatenate([diagonal(self.p0, n_x), diagonal(self.p0_params, n_e)])
-        self.P_ = np.broadcast_to(np.diag(variances), (batch, self._n_a, self._n_a)).copy()
-        self._Q = np.diag(np.concatenate([diagonal(self.q, n_x), diagonal(self.q_params, n_e)]))
-        self._R = diagonal(self.r, model.n_y)
+        super().reset(ctx)
+        self._Q = np.diag(self._q)
         self._Wm, self._Wc, self._spread = merwe_weights(self._n_a, self.alpha, self.beta, self.kappa)
-        self._p_points = {name: np.tile(value, len(self._Wm)) for name, value in self._p.items()}
-        self._has_input = model.n_u > 0
-        self._no_input = np.zeros((batch, 0))
-        self._z_post = self.z_.copy()
-        self._P_post = self.P_.copy()
-
-    def _params(self, chi: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's parameter dict for sigma points ``chi`` (``2 n + 1`` copies of the batch, stacked)."""
-        p = dict(self._p_points)
-        for i, name in enumerate(self.estimate):
-            p[name] = chi[:, self._n_x + i]
-        return p
+        self._z_post, self._P_post = self.z_.copy(), self.P_.copy()
 
     def _sigma_points(self, z: np.ndarray, P: np.ndarray, t: float, which: str) -> np.ndarray:
         """The ``(2 n + 1, B, n)`` sigma points of means ``z (B, n)`` and covariances ``P (B, n, n)``."""
@@ -295,17 +226,21 @@ class UKF(Block):
         """``Σ W^c_i a_i b_iᵀ`` per asset, ``(B, m_a, m_b)``, from deviations ``(2 n + 1, B, m)``."""
         return (a * self._Wc[:, None, None]).transpose(1, 2, 0) @ b.transpose(1, 0, 2)
 
+    def _arguments(self, chi: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The model's ``x``, ``u`` and ``p`` for every sigma point ``chi (2 n + 1, B, n)`` at once."""
+        flat = chi.reshape(-1, self._n_a)
+        return flat[:, : self._n_x], np.tile(u, (len(chi), 1)), self._params(flat[:, self._n_x :].T)
+
     def _observe(self, chi: np.ndarray, u: np.ndarray) -> np.ndarray:
         """``h`` of every sigma point ``chi (2 n + 1, B, n)``, in one call: ``(2 n + 1, B, n_y)``."""
-        flat = chi.reshape(-1, self._n_a)
-        y = self._model.observe(flat[:, : self._n_x], np.tile(u, (len(chi), 1)), self._params(flat))
+        y = self._model.observe(*self._arguments(chi, u))
         return y.reshape(chi.shape[0], chi.shape[1], -1)
 
     def _advance(self, chi: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
         """Every sigma point moved to ``t + dt`` in one call, parameters held: ``(2 n + 1, B, n)``."""
-        flat = chi.reshape(-1, self._n_a)
-        x_next = self._model.advance(flat[:, : self._n_x], np.tile(u, (len(chi), 1)), t, self._dt, self._params(flat))
-        return np.concatenate([x_next, flat[:, self._n_x :]], axis=1).reshape(chi.shape)
+        x, us, p = self._arguments(chi, u)
+        x_next = self._model.advance(x, us, t, self._dt, p)
+        return np.concatenate([x_next.reshape(chi.shape[0], chi.shape[1], -1), chi[:, :, self._n_x :]], axis=2)
 
     def output(self, t, inp, out):
         u = inp.u if self._has_input else self._no_input
@@ -323,13 +258,8 @@ class UKF(Block):
         P = P - K @ S @ K.transpose(0, 2, 1)
         self._z_post = z
         self._P_post = (P + P.transpose(0, 2, 1)) / 2
-        out.x_hat[...] = z[:, : self._n_x]
-        if self._n_a > self._n_x:
-            out.params[...] = z[:, self._n_x :]
-        out.P[...] = np.diagonal(self._P_post, axis1=1, axis2=2)
-        out.innovation[...] = nu
-        out.S[...] = np.diagonal(S, axis1=1, axis2=2)
-        out.normalized_innovation[...] = np.einsum("bi,bi->b", nu, S_inv_nu)
+        nis = np.einsum("bi,bi->b", nu, S_inv_nu)
+        self._publish(out, z, np.diagonal(self._P_post, axis1=1, axis2=2), nu, np.diagonal(S, axis1=1, axis2=2), nis)
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input

@@ -193,6 +193,26 @@ class ODEModel(Block, abstract=True):
             raise invalid_param(self, "integrator", f"one of {list(INTEGRATORS)}", self.integrator)
         return step(f, x, u, t, dt, self.substeps)
 
+    def rollout(self, x0, u, dt: float) -> np.ndarray:
+        """States ``x_0 ... x_K``, shape ``(K + 1, B, n_x)``, from ``x0 (B, n_x)`` under inputs ``u (K, B, n_u)``.
+
+        Each input is held over its step of ``dt`` [s], from ``t = 0``, with the
+        model's own parameters; like :meth:`advance`, the block's state is untouched.
+
+        Examples
+        --------
+        >>> def decay(x, u, t, p):
+        ...     return -x
+        >>> xs = FunctionODE(decay).rollout(np.ones((2, 1)), np.zeros((3, 2, 0)), dt=0.1)
+        >>> xs.shape, bool(np.allclose(xs[-1], np.exp(-0.3), rtol=1e-6))
+        ((4, 2, 1), True)
+        """
+        xs = [np.asarray(x0, dtype=float)]
+        p = self.batch_params(len(xs[0]))
+        for k, u_k in enumerate(np.asarray(u, dtype=float)):
+            xs.append(self.advance(xs[-1], u_k, k * dt, dt, p))
+        return np.stack(xs)
+
     def parameter_values(self) -> dict[str, Any]:
         """The physical parameters as given (scalars or per-asset sequences), by name."""
         return {name: getattr(self, name) for name in self.parameters}

@@ -32,15 +32,6 @@ from blocks.physics import MassSpringDamper
 DT = 0.05
 
 
-def simulate(model, x0, u):
-    """States ``(K + 1, B, 2)`` of ``model`` from ``x0 (B, 2)`` under inputs ``u (K, B, 1)``."""
-    xs = [np.asarray(x0, dtype=float)]
-    p = model.batch_params(len(xs[0]))
-    for k, u_k in enumerate(u):
-        xs.append(model.advance(xs[-1], u_k, k * DT, DT, p))
-    return np.stack(xs)
-
-
 def percent_of_range(estimate, truth):
     return 100 * np.sqrt(((estimate - truth) ** 2).mean(axis=0)) / (truth.max(axis=0) - truth.min(axis=0))
 
@@ -54,9 +45,9 @@ def main(out: Path) -> None:
     steps, batch = 201, 16
     t = np.arange(steps) * DT
     u_free = np.zeros((steps, batch, 1))
-    x_free = simulate(truth, rng.uniform(-2, 2, (batch, 2)), u_free[:-1])
+    x_free = truth.rollout(rng.uniform(-2, 2, (batch, 2)), u_free[:-1], DT)
     u_forced = rng.normal(size=(steps, batch, 1))
-    x_forced = simulate(truth, rng.uniform(-2, 2, (batch, 2)), u_forced[:-1])
+    x_forced = truth.rollout(rng.uniform(-2, 2, (batch, 2)), u_forced[:-1], DT)
 
     start = time.perf_counter()
     node = NeuralODE(states=("s", "v"), n_inputs=1, hidden=(64, 64), name="node")
@@ -71,16 +62,16 @@ def main(out: Path) -> None:
 
     x0, held = np.array([[1.5, -0.5]]), 200  # held-out initial state, 10 s
     u_zero = np.zeros((held, 1, 1))
-    reference = simulate(truth, x0, u_zero)[:, 0]
-    node_x = simulate(node, x0, u_zero)[:, 0]
+    reference = truth.rollout(x0, u_zero, DT)[:, 0]
+    node_x = node.rollout(x0, u_zero, DT)[:, 0]
     nd_x = nd.rollout(x0, u_zero)[:, 0]
     print(f"NeuralODE 10 s held-out RMSE [% of range] (s, v): {np.round(percent_of_range(node_x, reference), 3)}")
     print(f"NeuralDynamics 10 s held-out RMSE [% of range] (s, v): {np.round(percent_of_range(nd_x, reference), 3)}")
 
     u_sine = np.sin(np.arange(held) * DT)[:, None, None]
-    forced = simulate(truth, x0, u_sine)[:, 0]
-    physics_error = np.sqrt(((simulate(wrong, x0, u_sine)[:, 0] - forced) ** 2).mean())
-    corrected_error = np.sqrt(((simulate(residual, x0, u_sine)[:, 0] - forced) ** 2).mean())
+    forced = truth.rollout(x0, u_sine, DT)[:, 0]
+    physics_error = np.sqrt(((wrong.rollout(x0, u_sine, DT)[:, 0] - forced) ** 2).mean())
+    corrected_error = np.sqrt(((residual.rollout(x0, u_sine, DT)[:, 0] - forced) ** 2).mean())
     print(f"Residual: physics RMSE {physics_error:.4f}, corrected RMSE {corrected_error:.4f}, "
           f"improvement x{physics_error / corrected_error:.1f}")
 

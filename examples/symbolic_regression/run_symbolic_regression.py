@@ -34,21 +34,12 @@ TRUE_TERMS = {  # dx/dt = v,  dv/dt = -(k/m) x - (c/m) v + u/m
 }
 
 
-def simulate(model, x0, u):
-    """States ``(K + 1, B, 2)`` of ``model`` from ``x0 (B, 2)`` under inputs ``u (K, B, 1)`` held over each step."""
-    xs = [np.asarray(x0, dtype=float)]
-    p = model.batch_params(len(xs[0]))
-    for k, u_k in enumerate(u):
-        xs.append(model.advance(xs[-1], u_k, k * DT, DT, p))
-    return np.stack(xs)
-
-
 def recorded_data(truth, rng, trajectories=8, steps=200):
     """Trajectories from random initial states under smooth forces of random amplitude and frequency."""
     t = np.arange(steps + 1) * DT
     amplitude, omega, phase = (rng.uniform(lo, hi, trajectories) for lo, hi in ((0.0, 1.0), (0.5, 2.0), (0, 6.3)))
     u = (amplitude * np.sin(omega * t[:, None] + phase))[:, :, None]
-    x = simulate(truth, rng.uniform(-2, 2, (trajectories, 2)), u[:-1])
+    x = truth.rollout(rng.uniform(-2, 2, (trajectories, 2)), u[:-1], DT)
     return t, x, u
 
 
@@ -98,8 +89,8 @@ def main(out: Path, generations: int, population: int) -> None:
     held = 400  # 20 s held out: a new initial state and a force not seen in training
     u_test = (0.8 * np.sin(0.7 * np.arange(held + 1) * DT))[:, None, None]
     x0 = np.array([[1.5, -0.5]])
-    reference = simulate(truth, x0, u_test[:-1])[:, 0]
-    rollout = simulate(learned, x0, u_test[:-1])[:, 0]
+    reference = truth.rollout(x0, u_test[:-1], DT)[:, 0]
+    rollout = learned.rollout(x0, u_test[:-1], DT)[:, 0]
     error = 100 * np.sqrt(((rollout - reference) ** 2).mean(axis=0)) / np.ptp(reference, axis=0)
     print(f"held-out 20 s rollout RMSE [% of range] (x, v): {np.round(error, 3)}")
 

@@ -7,22 +7,9 @@ from scipy.stats import chi2
 
 import twingraph as tg
 from blocks.estimation import EKF
-from blocks.physics import FunctionODE, MassSpringDamper, PumpLike
-from blocks.sources import Input
+from blocks.physics import MassSpringDamper, PumpLike
 
-DT = 0.05
-
-
-def filter_graph(ekf: EKF) -> tg.Graph:
-    model = ekf.process
-    g = tg.Graph("filter", dt=DT)
-    g.add(ekf)
-    if model.n_u:
-        u = g.add(Input("u", shape=(model.n_u,), unit=model.input_unit))
-        g.connect(u.out.value, "ekf.u")
-    y = g.add(Input("y", shape=(model.n_y,), unit=model.y_unit))
-    g.connect(y.out.value, "ekf.y")
-    return g
+from .problems import DT, filter_graph, missing_measurements, pendulum, simulate_linear
 
 
 def rk4_matrices(a: np.ndarray, b: np.ndarray, h: float):
@@ -72,14 +59,7 @@ def test_linear_ekf_matches_filterpy_to_1e9():
 
 def test_nonlinear_ekf_matches_filterpy():
     """A damped pendulum observed through a range-like nonlinear sensor; filterpy gets exact (complex-step) F."""
-
-    def f(x, u, t, p):
-        return np.stack([x[:, 1], -p["g"] * np.sin(x[:, 0]) - 0.2 * x[:, 1] + u[:, 0]], axis=1)
-
-    def h(x, u, p):
-        return np.stack([np.sqrt(1.0 + x[:, 0] ** 2), x[:, 1] * np.cos(x[:, 0])], axis=1)
-
-    model = FunctionODE(f, h, states=("theta", "omega"), n_inputs=1, n_outputs=2, params={"g": 9.81})
+    model = pendulum()
     q, r = 1e-4, np.array([1e-3, 2e-3])
     ekf = EKF(model=model, q=q, r=r, p0=0.1, x0=[0.5, 0.0], name="ekf")
     assert EKF(model=model).get_params()["jacobian"] == "auto"
@@ -107,26 +87,13 @@ def test_nonlinear_ekf_matches_filterpy():
         u = np.array([[0.3 * np.sin(0.2 * k)]])
         y = np.array([np.sqrt(1 + 0.4**2), 0.1]) + 0.03 * rng.normal(size=2)
         out = sim.step(u=u, y=y)
-        fk.update(y[:, None], h_jacobian, lambda x: h(x.T, None, p).T)
+        fk.update(y[:, None], h_jacobian, lambda x: model.observe(x.T, None, p).T)
         fk.F = step_jacobian(fk.x, u)
         fk.predict(u=u)
         state = sim.blocks["ekf"]
         for ours, theirs in ((out["ekf.x_hat"], fk.x_post[:, 0]), (state.z_[0], fk.x[:, 0]), (state.P_[0], fk.P)):
             worst = max(worst, np.max(np.abs(ours - theirs) / np.max(np.abs(theirs))))
     assert worst < 1e-7
-
-
-def simulate_linear(steps: int, batch: int, q: np.ndarray, r: float, seed: int):
-    """A mass-spring-damper driven by a known force, with process and measurement noise of known variance."""
-    model = MassSpringDamper()
-    rng = np.random.default_rng(seed)
-    x, p = np.zeros((batch, 2)), model.batch_params(batch)
-    u = np.sin(0.3 * np.arange(steps))[:, None, None] * np.ones((1, batch, 1))
-    y = np.empty((steps, batch, 1))
-    for k in range(steps):
-        y[k] = model.observe(x, u[k], p) + np.sqrt(r) * rng.normal(size=(batch, 1))
-        x = model.advance(x, u[k], k * DT, DT, p) + np.sqrt(q) * rng.normal(size=(batch, 2))
-    return model, u, y
 
 
 def test_nis_of_a_consistent_linear_filter_is_chi_square():
@@ -141,16 +108,7 @@ def test_nis_of_a_consistent_linear_filter_is_chi_square():
 
 def test_missing_elements_are_predict_only():
     """Dropping y[1] by NaN equals a filter that never observes y[1]; an all-NaN tick leaves the prior."""
-
-    def f(x, u, t, p):
-        return np.stack([x[:, 1], -np.sin(x[:, 0])], axis=1)
-
-    both = FunctionODE(f, states=("a", "b"), substeps=2)
-    first = FunctionODE(f, lambda x, u, p: x[:, :1], states=("a", "b"), n_outputs=1, substeps=2)
-    rng = np.random.default_rng(4)
-    y = rng.normal(size=(60, 3, 2))
-    y[:, 1, 1] = np.nan  # asset 1 never measures y[1]
-    y[20:30, 2, :] = np.nan  # asset 2 loses every sensor for ten ticks
+    both, first, y = missing_measurements()  # asset 1 never measures y[1], asset 2 nothing at ticks 20-29
     sim = tg.Simulator(filter_graph(EKF(model=both, r=[0.1, 0.2], x0=[0.4, 0.0], name="ekf")), batch=3)
     hist = sim.run(inputs={"y": y})
     assert np.isfinite(hist["ekf.x_hat"]).all() and np.isfinite(hist["ekf.P"]).all()

@@ -11,18 +11,7 @@ from blocks.estimation.ukf import merwe_weights
 from blocks.physics import FunctionODE, MassSpringDamper
 from blocks.sources import Input
 
-DT = 0.05
-
-
-def filter_graph(block: tg.Block) -> tg.Graph:
-    """``u, y → block`` with the block's own port signals."""
-    model = block.process
-    g = tg.Graph("filter", dt=DT)
-    g.add(block)
-    if model.n_u:
-        g.connect(g.add(Input("u", shape=(model.n_u,), unit=model.input_unit)).out.value, f"{block.name}.u")
-    g.connect(g.add(Input("y", shape=(model.n_y,), unit=model.y_unit)).out.value, f"{block.name}.y")
-    return g
+from .problems import DT, filter_graph, missing_measurements, pendulum, simulate_linear
 
 
 def reference_ukf(model, z0, p0, q, r, alpha, beta, kappa, params, estimate=()):
@@ -93,18 +82,6 @@ def test_linear_ukf_matches_filterpy_to_1e9(alpha, beta, kappa):
     assert worst_relative_error(sim, "ukf", references, steps, u, y) < 1e-9
 
 
-def pendulum(g=9.81) -> FunctionODE:
-    """A damped, driven pendulum seen through a range-like sensor and a projected rate (both nonlinear)."""
-
-    def f(x, u, t, p):
-        return np.stack([x[:, 1], -p["g"] * np.sin(x[:, 0]) - 0.2 * x[:, 1] + u[:, 0]], axis=1)
-
-    def h(x, u, p):
-        return np.stack([np.sqrt(1.0 + x[:, 0] ** 2), x[:, 1] * np.cos(x[:, 0])], axis=1)
-
-    return FunctionODE(f, h, states=("theta", "omega"), n_inputs=1, n_outputs=2, params={"g": g})
-
-
 def test_nonlinear_ukf_with_parameter_estimation_matches_filterpy():
     """Pendulum, estimating g from a wrong start (8.5 vs 9.81), two assets with different noise."""
     model, truth = pendulum(g=8.5), pendulum()
@@ -133,16 +110,7 @@ def test_nonlinear_ukf_with_parameter_estimation_matches_filterpy():
 
 def test_missing_elements_are_predict_only():
     """Dropping y[1] by NaN equals a filter that never observes y[1]; an all-NaN tick leaves the prior."""
-
-    def f(x, u, t, p):
-        return np.stack([x[:, 1], -np.sin(x[:, 0])], axis=1)
-
-    both = FunctionODE(f, states=("a", "b"), substeps=2)
-    first = FunctionODE(f, lambda x, u, p: x[:, :1], states=("a", "b"), n_outputs=1, substeps=2)
-    rng = np.random.default_rng(4)
-    y = rng.normal(size=(60, 3, 2))
-    y[:, 1, 1] = np.nan  # asset 1 never measures y[1]
-    y[20:30, 2, :] = np.nan  # asset 2 loses every sensor for ten ticks
+    both, first, y = missing_measurements()  # asset 1 never measures y[1], asset 2 nothing at ticks 20-29
     sim = tg.Simulator(filter_graph(UKF(model=both, r=[0.1, 0.2], x0=[0.4, 0.0], name="ukf")), batch=3)
     priors = []
     for k in range(60):
@@ -173,19 +141,6 @@ def test_a_batch_equals_its_assets_filtered_one_by_one():
         single = tg.Simulator(filter_graph(alone)).run(inputs={"u": u[:, i : i + 1], "y": y[:, i : i + 1]})
         for port in ("ukf.x_hat", "ukf.params", "ukf.P", "ukf.innovation", "ukf.S"):
             np.testing.assert_allclose(batch[port][:, i], single[port], rtol=1e-12, atol=1e-15, err_msg=port)
-
-
-def simulate_linear(steps: int, batch: int, q: np.ndarray, r: float, seed: int):
-    """A mass-spring-damper driven by a known force, with process and measurement noise of known variance."""
-    model = MassSpringDamper()
-    rng = np.random.default_rng(seed)
-    x, p = np.zeros((batch, 2)), model.batch_params(batch)
-    u = np.sin(0.3 * np.arange(steps))[:, None, None] * np.ones((1, batch, 1))
-    y = np.empty((steps, batch, 1))
-    for k in range(steps):
-        y[k] = model.observe(x, u[k], p) + np.sqrt(r) * rng.normal(size=(batch, 1))
-        x = model.advance(x, u[k], k * DT, DT, p) + np.sqrt(q) * rng.normal(size=(batch, 2))
-    return model, u, y
 
 
 def test_nis_of_a_consistent_linear_filter_is_chi_square():

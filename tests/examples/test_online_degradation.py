@@ -1,28 +1,19 @@
 """The online degradation example meets the acceptance numbers of its issue over ten seeds."""
 
-import contextlib
-import io
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "online_degradation"
-sys.path.insert(0, str(EXAMPLE))
+from .scripts import load_example, run_main
 
-import run_online_degradation as example  # noqa: E402  (importable once EXAMPLE is on sys.path)
+example = load_example("online_degradation", "run_online_degradation")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """The script as a user runs it (ten seeds): its output folder and what it printed."""
     out = tmp_path_factory.mktemp("online_degradation")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        example.main(["--out", str(out)])
-    return out, printed.getvalue()
+    return out, run_main(example, out)
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,20 @@
 """The pump fleet example: faults found, no false alarm, efficiency and RUL close to the truth, sound ranking."""
 
-import contextlib
-import io
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pump_predictive_maintenance"
-sys.path.insert(0, str(EXAMPLE))
+from .scripts import load_example, run_main
 
-import run_pump_maintenance as example  # noqa: E402  (importable once EXAMPLE is on sys.path)
+example = load_example("pump_predictive_maintenance", "run_pump_maintenance")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """The script as a user runs it (20 pumps, seed 0): its output folder and what it printed."""
     out = tmp_path_factory.mktemp("pump_predictive_maintenance")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        example.main(["--out", str(out)])
-    return out, printed.getvalue()
+    return out, run_main(example, out)
 
 
 @pytest.fixture(scope="module")
