@@ -97,10 +97,9 @@ def run_fleet(
     -------
     FleetResult
     """
-    if not isinstance(n_assets, (int, np.integer)) or n_assets < 1:
-        raise SimulationError(f"The 'n_assets' parameter of run_fleet must be an int >= 1. Got {n_assets!r} instead.")
-    if not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
-        raise SimulationError(f"The 'shard_size' parameter of run_fleet must be an int >= 1. Got {shard_size!r} instead.")
+    for param, value in (("n_assets", n_assets), ("shard_size", shard_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise SimulationError(f"The '{param}' parameter of run_fleet must be an int >= 1. Got {value!r} instead.")
     if inputs is not None:
         inputs = {name: np.asarray(values) for name, values in inputs.items()}
         for name, values in inputs.items():

@@ -85,7 +85,8 @@ def test_dask_run_is_identical_to_in_process(client):
 def test_killed_worker_is_survived_by_rerunning_its_shard(client, tmp_path):
     inputs = fleet_inputs(12)
     marker = tmp_path / "crashed"
-    result = run_fleet(fleet_graph(CrashOnce(marker=str(marker), name="crash")), 12, inputs=inputs, shard_size=4, client=client)
+    graph = fleet_graph(CrashOnce(marker=str(marker), name="crash"))
+    result = run_fleet(graph, 12, inputs=inputs, shard_size=4, client=client)
     assert marker.exists()  # a worker really died
     assert not result.failures
     reference = run_fleet(fleet_graph(CrashOnce(name="crash")), 12, inputs=inputs, shard_size=4)
