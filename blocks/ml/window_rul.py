@@ -245,7 +245,7 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
 
     rng = np.random.default_rng(block.seed)
     order = rng.permutation(len(units))
-    n_val = max(1, int(round(val_fraction * len(units))))
+    n_val = max(1, round(val_fraction * len(units)))
     split = {"val": order[:n_val], "train": order[n_val:]}
     data = {}
     for part, idx in split.items():

@@ -18,11 +18,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from turbofan_twin import CAP, phm08_score, rmse, run_twin, train_model  # noqa: E402
+from turbofan_twin import CAP, phm08_score, rmse, run_twin, train_model
 
-from blocks.ml.window_rul import WindowRUL  # noqa: E402
-from twingraph import TwinGraphError  # noqa: E402
-from twingraph.datasets import load_cmapss  # noqa: E402
+from blocks.ml.window_rul import WindowRUL
+from twingraph import TwinGraphError
+from twingraph.datasets import load_cmapss
 
 
 def evaluate(model: WindowRUL, subset: str, path, out: Path, plot: bool) -> dict | None:

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from blocks.ml.window_rul import WindowRUL, sliding_windows  # noqa: E402
-from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss  # noqa: E402
-from twingraph.datasets import load_cmapss  # noqa: E402
+from blocks.ml.window_rul import WindowRUL, sliding_windows
+from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
+from twingraph.datasets import load_cmapss
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turbofan_engine_degradation"
 sys.path.insert(0, str(EXAMPLE))
