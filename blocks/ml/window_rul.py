@@ -1,4 +1,4 @@
-"""Remaining useful life from a sliding window of sensor readings (a 1D CNN ensemble).
+"""Remaining useful life from a sliding window of smoothed sensor readings (a 1D CNN ensemble).
 
 torch is imported when a network is built, not when this module is, so the
 block type registers without torch installed.
@@ -46,14 +46,24 @@ def sliding_windows(x: np.ndarray, window: int) -> np.ndarray:
     return x[np.clip(t, 0, None)]
 
 
+def exponential_smoothing(z: np.ndarray, alpha: float) -> np.ndarray:
+    """Causal smoothing of one unit ``(T, F)``: ``s_0 = z_0``, ``s_k = alpha z_k + (1 - alpha) s_{k-1}``."""
+    s = np.array(z, dtype=float)
+    for k in range(1, len(s)):
+        s[k] = alpha * s[k] + (1.0 - alpha) * s[k - 1]
+    return s
+
+
 class WindowRUL(Block):
-    """Remaining useful life and a health indicator from the last ``window`` sensor vectors of each asset.
+    """Remaining useful life and a health indicator from the last ``window`` smoothed sensor vectors of each asset.
 
     Parameters
     ----------
     window : int
         Cycles the network sees [cycles]; before ``window`` valid cycles the
         window is padded by repeating the asset's first cycle.
+    alpha : float
+        Exponential smoothing factor of the normalised sensors, in (0, 1] (1: no smoothing).
     channels : tuple of int
         Output channels of the 1D convolutions over time.
     kernel : int
@@ -66,7 +76,7 @@ class WindowRUL(Block):
         Largest RUL the targets hold [cycles] (piecewise-linear target); the output is clipped to
         ``[0, cap]`` and ``hi = rul / cap``.
     seed : int
-        Seed of the first member's initial weights.
+        Seed of the first member's initial weights and of its training.
 
     Ports
     -----
@@ -77,15 +87,18 @@ class WindowRUL(Block):
 
     Notes
     -----
-    Per asset, with ``z_k = (x_k - x_min) / x_scale`` (min-max statistics of the
+    Per asset, with ``z_k = (x_k - mu) / sigma`` (mean and standard deviation of the
     training data, held in the weights)::
 
-        W_k   = [z_{k-window+1}, ..., z_k]        ring of the last window cycles
-        rul_k = clip(mean_m net_m(W_k), 0, cap)   ensemble of 1D CNNs, within the target range
+        s_k   = alpha z_k + (1 - alpha) s_{k-1},  s_0 = z_0   exponential smoothing
+        W_k   = [s_{k-window+1}, ..., s_k]                    ring of the last window cycles
+        rul_k = clip(mean_m net_m(W_k), 0, cap)               ensemble of 1D CNNs, within the target range
         hi_k  = rul_k / cap
 
-    Train with :func:`train_window_rul`; until then the networks are their
-    seeded initial weights and the statistics the identity.
+    The state (``smooth_``, ``window_``, ``count_``) is all a cycle needs, so the
+    block runs online; :func:`train_window_rul` builds the same windows offline
+    (:func:`exponential_smoothing`, :func:`sliding_windows`). Until trained the
+    networks are their seeded initial weights and the statistics the identity.
 
     Examples
     --------
@@ -96,10 +109,11 @@ class WindowRUL(Block):
     inputs = {"x": Signal(), "valid": Signal(shape=(), dtype="bool")}
     outputs = {"rul": Signal(shape=(), unit="cycle"), "hi": Signal(shape=(), unit="")}
 
-    def __init__(self, window: int = 30, channels: tuple = (32, 64), kernel: int = 5, hidden: int = 64,
-                 n_models: int = 1, cap: float = 125.0, seed: int = 0, *, name: str | None = None):
+    def __init__(self, window: int = 40, alpha: float = 0.1, channels: tuple = (32, 64), kernel: int = 5,
+                 hidden: int = 64, n_models: int = 1, cap: float = 125.0, seed: int = 0, *, name: str | None = None):
         super().__init__(name=name)
         self.window = window
+        self.alpha = alpha
         self.channels = channels
         self.kernel = kernel
         self.hidden = hidden
@@ -119,6 +133,8 @@ class WindowRUL(Block):
             if not isinstance(getattr(self, param), (int, np.integer)) or getattr(self, param) < 1:
                 raise ValueError(f"The '{param}' parameter of WindowRUL must be an int >= 1. "
                                  f"Got {getattr(self, param)!r} instead.")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"The 'alpha' parameter of WindowRUL must be in (0, 1]. Got {self.alpha!r} instead.")
         if getattr(self, "_nets", None) is not None and self._n_features == n_features:
             return
         self._n_features = n_features
@@ -126,16 +142,20 @@ class WindowRUL(Block):
                       for m in range(self.n_models)]
         for net in self._nets:
             net.eval()
-        self._x_min = np.zeros(n_features)
-        self._x_scale = np.ones(n_features)
+        self._x_mean = np.zeros(n_features)
+        self._x_std = np.ones(n_features)
         pending = getattr(self, "_pending", None)
         if pending is not None:
             self._pending = None
             self.load_weights(pending)
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
-        """Sensor values scaled with the training statistics (``(x - x_min) / x_scale``)."""
-        return (x - self._x_min) / self._x_scale
+        """Sensor values standardised with the training statistics (``(x - mu) / sigma``)."""
+        return (x - self._x_mean) / self._x_std
+
+    def unit_windows(self, x: np.ndarray) -> np.ndarray:
+        """Every cycle's network input ``(T, window, F)`` for one asset's raw sensors ``(T, F)`` (offline path)."""
+        return sliding_windows(exponential_smoothing(self.normalise(x), self.alpha), self.window)
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """Ensemble-mean RUL [cycles] of normalised windows ``(N, window, F)``."""
@@ -147,7 +167,7 @@ class WindowRUL(Block):
     def weights(self) -> dict[str, np.ndarray]:
         if getattr(self, "_nets", None) is None:
             return {}
-        arrays = {"x_min": self._x_min.copy(), "x_scale": self._x_scale.copy()}
+        arrays = {"x_mean": self._x_mean.copy(), "x_std": self._x_std.copy()}
         for m, net in enumerate(self._nets):
             for key, value in net.state_dict().items():
                 arrays[f"m{m}.{key}"] = value.detach().numpy().copy()
@@ -158,15 +178,15 @@ class WindowRUL(Block):
             return
         if getattr(self, "_nets", None) is None:  # built lazily: keep them until the size is known
             self._pending = dict(weights)
-            self.build(int(np.shape(weights["x_min"])[0]))
+            self.build(int(np.shape(weights["x_mean"])[0]))
             return
         torch = _torch()
         expected = set(self.weights())
         if set(weights) != expected:
             raise WiringError(f"Block '{self.name}': weights must have keys {sorted(expected)}. "
                               f"Got {sorted(weights)} instead.")
-        self._x_min = np.asarray(weights["x_min"], dtype=float).copy()
-        self._x_scale = np.asarray(weights["x_scale"], dtype=float).copy()
+        self._x_mean = np.asarray(weights["x_mean"], dtype=float).copy()
+        self._x_std = np.asarray(weights["x_std"], dtype=float).copy()
         for m, net in enumerate(self._nets):
             prefix = f"m{m}."
             net.load_state_dict({k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in weights.items()
@@ -175,38 +195,43 @@ class WindowRUL(Block):
     def reset(self, ctx: Context) -> None:
         n_features = ctx.inputs["x"].shape[0]
         self.build(n_features)
+        self.smooth_ = np.zeros((ctx.batch, n_features))
         self.window_ = np.zeros((ctx.batch, self.window, n_features))
         self.count_ = np.zeros(ctx.batch, dtype=int)
 
-    def _next_windows(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def _next(self, x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed vectors and windows after this cycle (unchanged where ``valid`` is False)."""
         z = self.normalise(x)
-        nxt = self.window_.copy()
-        started = valid & (self.count_ > 0)
         first = valid & (self.count_ == 0)
-        nxt[started, :-1] = self.window_[started, 1:]
-        nxt[started, -1] = z[started]
-        nxt[first] = z[first, None, :]  # pad with the first cycle
-        return nxt
+        started = valid & (self.count_ > 0)
+        smooth = self.smooth_.copy()
+        smooth[first] = z[first]
+        smooth[started] = self.alpha * z[started] + (1.0 - self.alpha) * self.smooth_[started]
+        window = self.window_.copy()
+        window[first] = smooth[first, None, :]  # pad with the first cycle
+        window[started, :-1] = self.window_[started, 1:]
+        window[started, -1] = smooth[started]
+        return smooth, window
 
     def output(self, t, inp, out):
         valid = inp.valid.astype(bool)
         out.rul[...] = np.nan
         out.hi[...] = np.nan
         if valid.any():
-            rul = np.clip(self.predict_windows(self._next_windows(inp.x, valid)[valid]), 0.0, self.cap)
+            rul = np.clip(self.predict_windows(self._next(inp.x, valid)[1][valid]), 0.0, self.cap)
             out.rul[valid] = rul
             out.hi[valid] = rul / self.cap
 
     def update(self, t, inp):
         valid = inp.valid.astype(bool)
-        self.window_[...] = self._next_windows(inp.x, valid)
+        self.smooth_[...], self.window_[...] = self._next(inp.x, valid)
         self.count_ += valid
 
 
 def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                     epochs: int = 30, batch_size: int = 512, lr: float = 2e-3, val_fraction: float = 0.2,
-                     patience: int = 6, progress: bool = True) -> dict[str, list]:
-    """Fit ``block``'s ensemble on sliding windows of run-to-failure units; return the loss curves.
+                     epochs: int = 40, batch_size: int = 512, lr: float = 2e-3, low_rul_weight: float = 3.0,
+                     progress: bool = True) -> dict[str, list]:
+    """Fit ``block``'s statistics and ensemble on every cycle's window of run-to-failure units.
 
     Parameters
     ----------
@@ -217,80 +242,72 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     targets : sequence of arrays ``(T_i,)``
         Capped RUL of each row [cycles].
     epochs, batch_size, lr : int, int, float
-        Adam on the mean squared error.
-    val_fraction : float
-        Fraction of the units held out (by unit, drawn with ``block.seed``) for early stopping.
-    patience : int
-        Epochs without a better validation RMSE before a member stops; its best epoch is kept.
+        Adam on the weighted mean squared error, learning rate decayed to 0 over
+        ``epochs`` on a cosine; the weights of the last epoch are kept.
+    low_rul_weight : float
+        Sample weight ``1 + low_rul_weight * (cap - y) / cap``: a cycle at failure counts
+        ``1 + low_rul_weight`` times a healthy one (the late end of life is where the error costs most).
     progress : bool
         Show a tqdm bar per member.
 
     Returns
     -------
     dict
-        ``"train_rmse"`` and ``"val_rmse"``: per member, the list of per-epoch values.
+        ``"train_rmse"``: per member, the list of per-epoch RMSE over the training windows
+        (accumulated during the epoch, dropout on) [cycles].
+
+    Notes
+    -----
+    Member ``m`` is initialised and shuffled with seed ``block.seed + m`` (torch's global
+    generator, used by dropout, is seeded too and restored afterwards), so a run repeats exactly
+    for the same data, threads and torch build.
     """
     torch = _torch()
     from tqdm.auto import tqdm
 
-    if len(units) != len(targets) or len(units) < 2:
-        raise ValueError(f"train_window_rul needs as many target arrays as units, at least 2. "
+    if len(units) != len(targets) or len(units) < 1:
+        raise ValueError(f"train_window_rul needs as many target arrays as units, at least 1. "
                          f"Got {len(units)} units and {len(targets)} targets instead.")
+    if low_rul_weight < 0:
+        raise ValueError(f"The 'low_rul_weight' parameter of train_window_rul must be >= 0. "
+                         f"Got {low_rul_weight!r} instead.")
     n_features = units[0].shape[1]
     block._nets = None
     block.build(n_features)
     stacked = np.vstack(units)
-    block._x_min = stacked.min(axis=0)
-    block._x_scale = np.where(np.ptp(stacked, axis=0) > 0, np.ptp(stacked, axis=0), 1.0)
+    block._x_mean = stacked.mean(axis=0)
+    block._x_std = np.where(stacked.std(axis=0) > 0, stacked.std(axis=0), 1.0)
+    w = torch.from_numpy(np.concatenate([block.unit_windows(x) for x in units]).astype(np.float32))
+    y = torch.from_numpy(np.concatenate(targets).astype(np.float32))
+    weight = 1.0 + low_rul_weight * (block.cap - y) / block.cap
 
-    rng = np.random.default_rng(block.seed)
-    order = rng.permutation(len(units))
-    n_val = max(1, round(val_fraction * len(units)))
-    split = {"val": order[:n_val], "train": order[n_val:]}
-    data = {}
-    for part, idx in split.items():
-        w = np.concatenate([sliding_windows(block.normalise(units[i]), block.window) for i in idx])
-        y = np.concatenate([targets[i] for i in idx])
-        data[part] = (torch.from_numpy(w.astype(np.float32)), torch.from_numpy(np.asarray(y, dtype=np.float32)))
-
-    def rmse(net, part):
-        w, y = data[part]
-        net.eval()
-        with torch.no_grad():
-            return float(torch.sqrt(torch.mean((net(w) - y) ** 2)))
-
-    curves = {"train_rmse": [], "val_rmse": []}
+    curves = {"train_rmse": []}
     for m, net in enumerate(block._nets):
-        gen = torch.Generator().manual_seed(block.seed + m)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        w_train, y_train = data["train"]
-        best, best_state, stale = np.inf, None, 0
-        train_curve, val_curve = [], []
-        bar = tqdm(range(epochs), desc=f"WindowRUL member {m + 1}/{block.n_models}", disable=not progress)
-        for _ in bar:
+        curve = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(block.seed + m)
+            gen = torch.Generator().manual_seed(block.seed + m)
+            opt = torch.optim.Adam(net.parameters(), lr=lr)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+            bar = tqdm(range(epochs), desc=f"WindowRUL member {m + 1}/{block.n_models}", disable=not progress)
             net.train()
-            perm = torch.randperm(len(y_train), generator=gen)
-            for start in range(0, len(perm), batch_size):
-                b = perm[start:start + batch_size]
-                opt.zero_grad()
-                loss = torch.mean((net(w_train[b]) - y_train[b]) ** 2)
-                loss.backward()
-                opt.step()
-            train_curve.append(rmse(net, "train"))
-            val_curve.append(rmse(net, "val"))
-            bar.set_postfix(train=f"{train_curve[-1]:.2f}", val=f"{val_curve[-1]:.2f}")
-            if val_curve[-1] < best:
-                best, stale = val_curve[-1], 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-        net.load_state_dict(best_state)
-        net.eval()
-        curves["train_rmse"].append(train_curve)
-        curves["val_rmse"].append(val_curve)
+            for _ in bar:
+                perm = torch.randperm(len(y), generator=gen)
+                squared = 0.0
+                for start in range(0, len(perm), batch_size):
+                    b = perm[start:start + batch_size]
+                    opt.zero_grad()
+                    error2 = (net(w[b]) - y[b]) ** 2
+                    loss = torch.sum(weight[b] * error2) / torch.sum(weight[b])
+                    loss.backward()
+                    opt.step()
+                    squared += float(error2.detach().sum())
+                schedule.step()
+                curve.append(float(np.sqrt(squared / len(y))))
+                bar.set_postfix(rmse=f"{curve[-1]:.2f}")
+            net.eval()
+        curves["train_rmse"].append(curve)
     return curves
 
 
-__all__ = ["WindowRUL", "sliding_windows", "train_window_rul"]
+__all__ = ["WindowRUL", "exponential_smoothing", "sliding_windows", "train_window_rul"]

@@ -3,9 +3,11 @@
 Usage::
 
     python examples/turbofan_engine_degradation/run_turbofan.py --fd FD001 --also FD003 --plot
+    python examples/turbofan_engine_degradation/run_turbofan.py --cv 5 --models 1   # tuning, train file only
 
 Data: ``data/turbofan_engine_degradation/`` or ``$TWINGRAPH_CMAPSS_DIR`` (see data/README.md),
-or ``--data PATH``. Metrics use the last cycle of each test unit, true RUL capped at 125.
+or ``--data PATH``. Metrics use the last cycle of each test unit, true RUL capped at 125. ``--cv K``
+touches no test file: K folds of train units, each held-out unit cut at random cycles like a test unit.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from turbofan_twin import CAP, phm08_score, rmse, run_twin, train_model
+from turbofan_twin import CAP, phm08_score, rmse, run_twin, train_model, truncated_units
 
 from blocks.ml.window_rul import WindowRUL
 from twingraph import TwinGraphError
@@ -46,6 +48,30 @@ def evaluate(model: WindowRUL, subset: str, path, out: Path, plot: bool) -> dict
     table.to_csv(out / f"predictions_{subset}.csv", index=False)
     if plot:
         plot_results(result, table, subset, out)
+    return metrics
+
+
+def cross_validate(data, make_model, folds: int, cuts: int, seed: int, **fit) -> dict:
+    """K-fold by train unit: train on the other folds, run the twin over cut held-out units; pooled metrics.
+
+    The PHM08 score is per 100 sequences, comparable with a 100-unit test file.
+    """
+    units = np.array(sorted(data.train["unit"].unique()))
+    order = np.random.default_rng(seed).permutation(units)
+    pred, true = [], []
+    for k, held in enumerate(np.array_split(order, folds)):
+        model = make_model()
+        train_model(data, model, units=[int(u) for u in units if u not in held], **fit)
+        frame, rul = truncated_units(data.train, [int(u) for u in held], cuts, seed + k)
+        pred.append(run_twin(model, frame)["rul"][-1])
+        true.append(np.minimum(rul, CAP))
+        print(f"fold {k + 1}/{folds} ({len(held)} units x {cuts} cuts): RMSE {rmse(pred[-1], true[-1]):.2f}  "
+              f"PHM08 score per 100 {100 * phm08_score(pred[-1], true[-1]) / len(true[-1]):.1f}")
+    pred, true = np.concatenate(pred), np.concatenate(true)
+    metrics = {"rmse": rmse(pred, true), "score_per_100": 100 * phm08_score(pred, true) / len(true),
+               "bias": float(np.mean(pred - true)), "sequences": len(true)}
+    print(f"{folds}-fold CV on the train units ({len(true)} cut sequences): RMSE {metrics['rmse']:.2f}  "
+          f"PHM08 score per 100 {metrics['score_per_100']:.1f}  mean error {metrics['bias']:+.2f}")
     return metrics
 
 
@@ -89,8 +115,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="out/turbofan", help="output folder")
     parser.add_argument("--plot", action="store_true", help="save PNG plots")
     parser.add_argument("--models", type=int, default=5, help="ensemble members")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--window", type=int, default=40, help="cycles the network sees")
+    parser.add_argument("--alpha", type=float, default=0.1, help="exponential smoothing factor of the sensors")
+    parser.add_argument("--low-rul-weight", type=float, default=3.0, help="extra sample weight at RUL 0")
     parser.add_argument("--units", type=int, default=None, help="train on the first N units only (smoke runs)")
+    parser.add_argument("--cv", type=int, default=None, metavar="K", help="K-fold CV on the train file, no test")
+    parser.add_argument("--cuts", type=int, default=5, help="random cuts per held-out unit in --cv")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -98,11 +129,19 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
     data = load_cmapss(args.fd, args.data)
+
+    def make_model() -> WindowRUL:
+        return WindowRUL(window=args.window, alpha=args.alpha, n_models=args.models, seed=args.seed, name="rul")
+
+    fit = {"epochs": args.epochs, "low_rul_weight": args.low_rul_weight}
+    if args.cv is not None:
+        return cross_validate(data, make_model, args.cv, args.cuts, args.seed, progress=False, **fit)
     units = None if args.units is None else sorted(data.train["unit"].unique())[: args.units]
-    model = WindowRUL(n_models=args.models, seed=args.seed, name="rul")
+    model = make_model()
     start = time.perf_counter()
-    train_model(data, model, units=units, epochs=args.epochs, progress=True)
+    train_model(data, model, units=units, progress=True, **fit)
     train_s = time.perf_counter() - start
     print(f"trained {args.models} member(s) on {args.fd} in {train_s:.0f} s")
     out = Path(args.out)

@@ -45,6 +45,22 @@ def train_model(data: CMAPSS, model: WindowRUL, units: list[int] | None = None, 
     return train_window_rul(model, x, y, **fit)
 
 
+def truncated_units(frame: pd.DataFrame, units: list[int], cuts: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Test-like sequences from run-to-failure ``units``: each cut ``cuts`` times at a random cycle.
+
+    A unit of ``T`` cycles is cut after ``L`` cycles, ``L`` uniform on ``[30, T - 1]``; the returned frame
+    numbers the cut sequences ``1, 2, ...`` in the ``unit`` column, and the array holds their true RUL ``T - L``.
+    """
+    rng = np.random.default_rng(seed)
+    pieces, true = [], []
+    for u in units:
+        rows = frame[frame["unit"] == u].sort_values("cycle")
+        for length in rng.integers(30, len(rows), size=cuts):
+            pieces.append(rows.iloc[:length].assign(unit=len(pieces) + 1))
+            true.append(len(rows) - length)
+    return pd.concat(pieces, ignore_index=True), np.array(true, dtype=float)
+
+
 def right_aligned(x: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stack units ``(T_i, F)`` into ``(T_max, B, F)`` inputs and ``(T_max, B)`` valid masks, right-aligned."""
     t_max = max(len(a) for a in x)

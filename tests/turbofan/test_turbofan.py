@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from blocks.ml.window_rul import WindowRUL, sliding_windows
+from blocks.ml.window_rul import WindowRUL, exponential_smoothing, sliding_windows, train_window_rul
 from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
 from twingraph.datasets import load_cmapss
 
@@ -17,7 +17,16 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turbofan_engine_de
 sys.path.insert(0, str(EXAMPLE))
 
 import run_turbofan  # noqa: E402
-from turbofan_twin import SENSORS, phm08_score, right_aligned, rmse, run_twin, train_model  # noqa: E402
+from turbofan_twin import (  # noqa: E402
+    SENSORS,
+    phm08_score,
+    right_aligned,
+    rmse,
+    run_twin,
+    train_model,
+    truncated_units,
+    unit_arrays,
+)
 
 
 def test_metrics_match_hand_computation():
@@ -32,6 +41,29 @@ def test_sliding_windows_pad_with_the_first_cycle():
     assert w.shape == (4, 3, 2)
     np.testing.assert_array_equal(w[0], [[0, 1], [0, 1], [0, 1]])
     np.testing.assert_array_equal(w[3], x[1:4])
+
+
+def test_exponential_smoothing_of_a_step_matches_the_closed_form():
+    alpha = 0.25
+    z = np.column_stack([np.r_[0.0, np.ones(6)], np.full(7, 3.0)])
+    s = exponential_smoothing(z, alpha)
+    np.testing.assert_allclose(s[:, 0], 1.0 - (1.0 - alpha) ** np.arange(7))  # s_k = 1 - (1 - alpha)^k
+    np.testing.assert_allclose(s[:, 1], 3.0)  # a constant stays put from s_0 = z_0
+
+
+def test_bad_alpha_is_rejected_naming_the_parameter():
+    with pytest.raises(ValueError, match="'alpha' parameter of WindowRUL must be in"):
+        WindowRUL(alpha=0.0).build(3)
+
+
+def test_truncated_units_cut_inside_each_life(synthetic):
+    data, _ = synthetic
+    frame, true = truncated_units(data.train, [1, 2], cuts=3, seed=0)
+    lives = data.train.groupby("unit").size()
+    lengths = frame.groupby("unit").size().to_numpy()
+    assert len(true) == 6 and list(frame["unit"].unique()) == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(lengths + true, np.repeat(lives.loc[[1, 2]].to_numpy(), 3))
+    assert np.all(lengths >= 30) and np.all(true >= 1)
 
 
 def test_right_aligned_masks_units_of_different_lengths():
@@ -51,15 +83,38 @@ def synthetic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(synthetic):
     data, _ = synthetic
-    model = WindowRUL(window=10, channels=(8, 16), hidden=16, n_models=2, name="rul")
-    curves = train_model(data, model, epochs=15, patience=15, lr=3e-3, batch_size=128, progress=False)
+    model = WindowRUL(window=10, alpha=0.5, channels=(8, 16), hidden=16, n_models=2, name="rul")
+    curves = train_model(data, model, epochs=15, lr=3e-3, batch_size=128, progress=False)
     return model, curves
 
 
-def test_training_lowers_the_validation_error(trained):
+def test_training_lowers_the_error(trained):
     _, curves = trained
-    for val in curves["val_rmse"]:
-        assert min(val) < 0.7 * val[0]
+    for curve in curves["train_rmse"]:
+        assert len(curve) == 15 and curve[-1] < 0.5 * curve[0]
+
+
+def test_training_repeats_exactly_with_the_same_seed(synthetic):
+    data, _ = synthetic
+    _, x = unit_arrays(data.train)
+    y = [np.minimum(np.arange(len(a))[::-1], 125.0) for a in x]
+    weights = []
+    for _ in range(2):
+        model = WindowRUL(window=10, channels=(4,), hidden=8, n_models=2, seed=3)
+        train_window_rul(model, x, y, epochs=2, batch_size=64, progress=False)
+        weights.append(model.weights())
+    for key, value in weights[0].items():
+        np.testing.assert_array_equal(value, weights[1][key])
+
+
+def test_online_twin_matches_the_offline_windows(synthetic, trained):
+    data, _ = synthetic
+    model, _ = trained
+    result = run_twin(model, data.test)
+    _, x = unit_arrays(data.test)
+    for b, a in enumerate(x):
+        offline = np.clip(model.predict_windows(model.unit_windows(a)), 0.0, model.cap)
+        np.testing.assert_allclose(result["rul"][result["valid"][:, b], b], offline, rtol=1e-6, atol=1e-6)
 
 
 def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
@@ -82,7 +137,7 @@ def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
 def test_weights_round_trip_gives_the_same_predictions(synthetic, trained):
     data, _ = synthetic
     model, _ = trained
-    copy = WindowRUL(window=10, channels=(8, 16), hidden=16, n_models=2, name="rul")
+    copy = WindowRUL(window=10, alpha=0.5, channels=(8, 16), hidden=16, n_models=2, name="rul")
     copy.load_weights(model.weights())
     np.testing.assert_array_equal(run_twin(copy, data.test)["rul"], run_twin(model, data.test)["rul"])
 
@@ -97,6 +152,15 @@ def test_example_end_to_end_on_a_tiny_subset(tmp_path):
     units = metrics["FD001"]["units"]
     table = (tmp_path / "out" / "predictions_FD001.csv").read_text().splitlines()
     assert len(table) == units + 1 and len(SENSORS) == 14
+
+
+def test_example_cross_validation_uses_only_the_train_file(tmp_path):
+    folder = tmp_path / "data"
+    write_synthetic_cmapss(folder, units=6)
+    (folder / "test_FD001.txt").unlink()
+    metrics = run_turbofan.main(["--data", str(folder), "--cv", "2", "--cuts", "2", "--models", "1",
+                                 "--epochs", "2", "--window", "10"])
+    assert metrics["sequences"] == 12 and np.isfinite(metrics["rmse"]) and np.isfinite(metrics["score_per_100"])
 
 
 def test_notebook_executes(tmp_path):
