@@ -3,6 +3,7 @@
 Usage::
 
     python examples/turbofan_engine_degradation/run_turbofan.py --fd FD001 --also FD003 --plot
+    python examples/turbofan_engine_degradation/run_turbofan.py --twin out/turbofan/twin_FD001.json  # no training
     python examples/turbofan_engine_degradation/run_turbofan.py --cv 5 --models 1   # tuning, train file only
 
 Data: ``data/turbofan_engine_degradation/`` or ``$TWINGRAPH_CMAPSS_DIR`` (see data/README.md),
@@ -20,10 +21,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from turbofan_twin import CAP, phm08_score, rmse, run_twin, train_model, truncated_units
+from turbofan_twin import CAP, build_twin, load_twin, phm08_score, rmse, run_twin, train_model, truncated_units
 
+import twingraph as tg
 from blocks.ml.window_rul import WindowRUL
-from twingraph import TwinGraphError
 from twingraph.datasets import load_cmapss
 
 
@@ -44,7 +45,6 @@ def evaluate(model: WindowRUL, subset: str, path, out: Path, plot: bool) -> dict
         metrics = {"subset": subset, "rmse": rmse(last, true), "score": phm08_score(last, true), "units": len(true)}
         print(f"{subset} test ({len(true)} units, last cycle, true RUL capped at {CAP}): "
               f"RMSE {metrics['rmse']:.2f}  PHM08 score {metrics['score']:.1f}")
-    out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"predictions_{subset}.csv", index=False)
     if plot:
         plot_results(result, table, subset, out)
@@ -120,6 +120,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--alpha", type=float, default=0.1, help="exponential smoothing factor of the sensors")
     parser.add_argument("--low-rul-weight", type=float, default=3.0, help="extra sample weight at RUL 0")
     parser.add_argument("--units", type=int, default=None, help="train on the first N units only (smoke runs)")
+    parser.add_argument("--twin", default=None, help="a saved twin (twin_<FD>.json from an earlier run): no training")
     parser.add_argument("--cv", type=int, default=None, metavar="K", help="K-fold CV on the train file, no test")
     parser.add_argument("--cuts", type=int, default=5, help="random cuts per held-out unit in --cv")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -138,18 +139,23 @@ def main(argv=None) -> dict:
     fit = {"epochs": args.epochs, "low_rul_weight": args.low_rul_weight}
     if args.cv is not None:
         return cross_validate(data, make_model, args.cv, args.cuts, args.seed, progress=False, **fit)
-    units = None if args.units is None else sorted(data.train["unit"].unique())[: args.units]
-    model = make_model()
-    start = time.perf_counter()
-    train_model(data, model, units=units, progress=True, **fit)
-    train_s = time.perf_counter() - start
-    print(f"trained {args.models} member(s) on {args.fd} in {train_s:.0f} s")
     out = Path(args.out)
-    metrics = {"train_s": train_s}
+    out.mkdir(parents=True, exist_ok=True)
+    if args.twin is not None:
+        model = load_twin(args.twin)
+        metrics = {}
+    else:
+        units = None if args.units is None else sorted(data.train["unit"].unique())[: args.units]
+        model = make_model()
+        start = time.perf_counter()
+        train_model(data, model, units=units, progress=True, **fit)
+        metrics = {"train_s": time.perf_counter() - start}
+        print(f"trained {args.models} member(s) on {args.fd} in {metrics['train_s']:.0f} s")
+        build_twin(model).save(out / f"twin_{args.fd}.json")
     for subset in [args.fd, *[s for s in args.also if s != args.fd]]:
         try:
             metrics[subset] = evaluate(model, subset, args.data, out, args.plot)
-        except TwinGraphError as exc:  # a missing further subset is reported, not fatal
+        except tg.TwinGraphError as exc:  # a missing further subset is reported, not fatal
             if subset == args.fd:
                 raise
             print(f"{subset}: {exc}")

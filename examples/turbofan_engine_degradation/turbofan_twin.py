@@ -28,6 +28,14 @@ def build_twin(model: WindowRUL) -> tg.Graph:
     return g
 
 
+def load_twin(path) -> WindowRUL:
+    """The trained ``WindowRUL`` block of a twin saved by ``build_twin(model).save(path)``."""
+    model = tg.load(path).blocks.get("rul")
+    if not isinstance(model, WindowRUL):
+        raise tg.LoadError(f"{path}: not a turbofan twin (no WindowRUL block named 'rul').")
+    return model
+
+
 def unit_arrays(frame: pd.DataFrame) -> tuple[list[int], list[np.ndarray]]:
     """Per unit (sorted), the ``(T, 14)`` array of the informative sensors."""
     units = sorted(frame["unit"].unique())

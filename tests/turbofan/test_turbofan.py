@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+import twingraph as tg
 from blocks.ml.window_rul import WindowRUL, exponential_smoothing, sliding_windows, train_window_rul
 from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
 from twingraph.datasets import load_cmapss
@@ -19,6 +20,7 @@ sys.path.insert(0, str(EXAMPLE))
 import run_turbofan  # noqa: E402
 from turbofan_twin import (  # noqa: E402
     SENSORS,
+    load_twin,
     phm08_score,
     right_aligned,
     rmse,
@@ -152,6 +154,18 @@ def test_example_end_to_end_on_a_tiny_subset(tmp_path):
     units = metrics["FD001"]["units"]
     table = (tmp_path / "out" / "predictions_FD001.csv").read_text().splitlines()
     assert len(table) == units + 1 and len(SENSORS) == 14
+    again = run_turbofan.main(["--data", str(folder), "--twin", str(tmp_path / "out" / "twin_FD001.json"),
+                               "--also", "--out", str(tmp_path / "again")])
+    assert "train_s" not in again and again["FD001"] == metrics["FD001"]  # the saved twin, not retrained
+    assert (tmp_path / "again" / "predictions_FD001.csv").read_text().splitlines() == table
+
+
+def test_load_twin_rejects_a_graph_without_the_rul_block(tmp_path):
+    g = tg.Graph("other")
+    g.add(tg.Input("sensors", shape=(14,)))
+    g.save(tmp_path / "other.json")
+    with pytest.raises(tg.LoadError, match="not a turbofan twin"):
+        load_twin(tmp_path / "other.json")
 
 
 def test_example_cross_validation_uses_only_the_train_file(tmp_path):
