@@ -73,8 +73,8 @@ class WindowRUL(Block):
     n_models : int
         Ensemble members (seeds ``seed, seed + 1, ...``); the outputs are averaged.
     cap : float
-        Largest RUL the targets hold [cycles] (piecewise-linear target); the output is clipped to
-        ``[0, cap]`` and ``hi = rul / cap``.
+        Largest RUL the block reports [cycles]: the output is clipped to ``[0, cap]`` and
+        ``hi = rul / cap``. Training targets may be capped higher (see :func:`train_window_rul`).
     seed : int
         Seed of the first member's initial weights and of its training.
 
@@ -240,13 +240,16 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     units : sequence of arrays ``(T_i, F)``
         Raw sensor vectors of each training unit, one row per cycle.
     targets : sequence of arrays ``(T_i,)``
-        Capped RUL of each row [cycles].
+        Capped RUL of each row [cycles] (piecewise linear). A cap a little above ``block.cap``
+        lifts the prediction for healthy-looking windows, which the mean-squared-error fit
+        otherwise pulls below the plateau (some of them belong to short-lived units).
     epochs, batch_size, lr : int, int, float
         Adam on the weighted mean squared error, learning rate decayed to 0 over
         ``epochs`` on a cosine; the weights of the last epoch are kept.
     low_rul_weight : float
-        Sample weight ``1 + low_rul_weight * (cap - y) / cap``: a cycle at failure counts
-        ``1 + low_rul_weight`` times a healthy one (the late end of life is where the error costs most).
+        Sample weight ``1 + low_rul_weight * (1 - y / y_max)`` with ``y_max`` the largest target:
+        a cycle at failure counts ``1 + low_rul_weight`` times one on the plateau (the late end of
+        life is where the error costs most).
     progress : bool
         Show a tqdm bar per member.
 
@@ -271,6 +274,10 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     if low_rul_weight < 0:
         raise ValueError(f"The 'low_rul_weight' parameter of train_window_rul must be >= 0. "
                          f"Got {low_rul_weight!r} instead.")
+    y = np.concatenate(targets).astype(float)
+    if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() <= 0:
+        raise ValueError("train_window_rul needs finite targets >= 0 [cycles], not all zero. "
+                         f"Got values in [{np.nanmin(y)}, {np.nanmax(y)}] instead.")
     n_features = units[0].shape[1]
     block._nets = None
     block.build(n_features)
@@ -278,8 +285,8 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     block._x_mean = stacked.mean(axis=0)
     block._x_std = np.where(stacked.std(axis=0) > 0, stacked.std(axis=0), 1.0)
     w = torch.from_numpy(np.concatenate([block.unit_windows(x) for x in units]).astype(np.float32))
-    y = torch.from_numpy(np.concatenate(targets).astype(np.float32))
-    weight = 1.0 + low_rul_weight * (block.cap - y) / block.cap
+    y = torch.from_numpy(y.astype(np.float32))
+    weight = 1.0 + low_rul_weight * (1.0 - y / torch.max(y))
 
     curves = {"train_rmse": []}
     for m, net in enumerate(block._nets):

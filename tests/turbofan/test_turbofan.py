@@ -58,6 +58,14 @@ def test_bad_alpha_is_rejected_naming_the_parameter():
         WindowRUL(alpha=0.0).build(3)
 
 
+@pytest.mark.parametrize("bad", [np.nan, -1.0])
+def test_bad_targets_are_rejected_before_training(bad):
+    x = [np.ones((5, 3)), np.ones((4, 3))]
+    y = [np.arange(5.0)[::-1], np.r_[3.0, bad, 1.0, 0.0]]
+    with pytest.raises(ValueError, match="finite targets >= 0"):
+        train_window_rul(WindowRUL(window=3), x, y, epochs=1, progress=False)
+
+
 def test_truncated_units_cut_inside_each_life(synthetic):
     data, _ = synthetic
     frame, true = truncated_units(data.train, [1, 2], cuts=3, seed=0)
