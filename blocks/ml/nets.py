@@ -63,6 +63,12 @@ def default_dynamics_net(state_dim: int, input_dim: int, hidden: Sequence[int] =
     return mlp(state_dim + input_dim, state_dim, hidden, activation, seed)
 
 
+def standardisation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and scale of sample rows ``(N, F)``: the standard deviation, or 1 where it is (near) zero."""
+    std = rows.std(axis=0)
+    return rows.mean(axis=0), np.where(std > 1e-12, std, 1.0)
+
+
 class TorchModel:
     """The network, normalisation and weights hooks shared by the ML blocks (a mixin).
 
@@ -119,9 +125,7 @@ class TorchModel:
             if rows.shape[1] != size:
                 raise ValueError(f"{type(self).__name__} '{self.name}': {side}puts must have {size} columns. "
                                  f"Got {rows.shape[1]} instead.")
-            std = rows.std(axis=0)
-            self._norm[f"{side}_mean"] = rows.mean(axis=0)
-            self._norm[f"{side}_scale"] = np.where(std > 1e-12, std, 1.0)
+            self._norm[f"{side}_mean"], self._norm[f"{side}_scale"] = standardisation(rows)
 
     def net_forward(self, z):
         """``net((z - in_mean) / in_scale) * out_scale + out_mean`` for a torch tensor ``z (B, net_inputs)``."""

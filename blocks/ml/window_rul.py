@@ -9,16 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from twingraph import Block, Context, Signal, WiringError
-from twingraph._optional import require
 
-
-def _torch():
-    return require("torch", "ml", purpose="the WindowRUL block")
+from .nets import standardisation, torch_module
 
 
 def _cnn(n_features: int, window: int, channels: Sequence[int], kernel: int, hidden: int, seed: int):
     """``(N, window, n_features) -> (N,)``: 'same' 1D convolutions over time, then a dense head."""
-    torch = _torch()
+    torch = torch_module()
     nn = torch.nn
 
     class WindowCNN(nn.Module):
@@ -159,7 +156,7 @@ class WindowRUL(Block):
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """Ensemble-mean RUL [cycles] of normalised windows ``(N, window, F)``."""
-        torch = _torch()
+        torch = torch_module()
         z = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         with torch.no_grad():
             return np.mean([net(z).numpy() for net in self._nets], axis=0).astype(float)
@@ -180,7 +177,7 @@ class WindowRUL(Block):
             self._pending = dict(weights)
             self.build(int(np.shape(weights["x_mean"])[0]))
             return
-        torch = _torch()
+        torch = torch_module()
         expected = set(self.weights())
         if set(weights) != expected:
             raise WiringError(f"Block '{self.name}': weights must have keys {sorted(expected)}. "
@@ -265,7 +262,7 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     generator, used by dropout, is seeded too and restored afterwards), so a run repeats exactly
     for the same data, threads and torch build.
     """
-    torch = _torch()
+    torch = torch_module()
     from tqdm.auto import tqdm
 
     if len(units) != len(targets) or len(units) < 1:
@@ -281,9 +278,7 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     n_features = units[0].shape[1]
     block._nets = None
     block.build(n_features)
-    stacked = np.vstack(units)
-    block._x_mean = stacked.mean(axis=0)
-    block._x_std = np.where(stacked.std(axis=0) > 0, stacked.std(axis=0), 1.0)
+    block._x_mean, block._x_std = standardisation(np.vstack(units))
     w = torch.from_numpy(np.concatenate([block.unit_windows(x) for x in units]).astype(np.float32))
     y = torch.from_numpy(y.astype(np.float32))
     weight = 1.0 + low_rul_weight * (1.0 - y / torch.max(y))
