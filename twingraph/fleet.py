@@ -118,7 +118,9 @@ def run_fleet(
                 failures[i] = f"{type(exc).__name__}: {exc}"
     else:
         require("dask.distributed", "fleet", purpose="running fleets on Dask")
-        graph_future = client.scatter(graph, broadcast=True)
+        # a task, not scattered data: if the worker holding it dies, Dask recomputes it instead of
+        # cancelling every shard that needs it ("already forgotten")
+        graph_future = client.submit(_same, graph, pure=False)
         futures = {
             i: client.submit(
                 _run_shard, graph_future, assets, _shard_inputs(inputs, assets), steps, log, retries=retries, pure=False
@@ -131,6 +133,11 @@ def run_fleet(
             except Exception as exc:  # a failed shard is reported; the others are kept
                 failures[i] = f"{type(exc).__name__}: {exc}"
     return _gather(results, failures)
+
+
+def _same(graph: Graph) -> Graph:
+    """The graph itself, as a Dask task the shards depend on."""
+    return graph
 
 
 def _gather(results: dict[int, ShardResult], failures: dict[int, str]) -> FleetResult:
