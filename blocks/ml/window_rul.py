@@ -174,6 +174,10 @@ class WindowRUL(Block):
         if not weights:
             return
         if getattr(self, "_nets", None) is None:  # built lazily: keep them until the size is known
+            if "x_mean" not in weights:
+                raise WiringError(f"Block '{self.name}': weights must hold the sensor statistics 'x_mean' and "
+                                  f"'x_std' (weights saved before z-scoring held 'x_min', 'x_scale': retrain). "
+                                  f"Got {len(weights)} arrays without 'x_mean' instead.")
             self._pending = dict(weights)
             self.build(int(np.shape(weights["x_mean"])[0]))
             return

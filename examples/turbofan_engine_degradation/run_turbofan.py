@@ -8,7 +8,7 @@ Usage::
 
 Data: ``data/turbofan_engine_degradation/`` or ``$TWINGRAPH_CMAPSS_DIR`` (see data/README.md),
 or ``--data PATH``. Metrics use the last cycle of each test unit, true RUL capped at 125. ``--cv K``
-touches no test file: K folds of train units, each held-out unit cut at random cycles like a test unit.
+touches no test file: K folds of train units, each held-out unit scored at every cut like a test unit.
 """
 
 import argparse
@@ -21,11 +21,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from turbofan_twin import CAP, build_twin, load_twin, phm08_score, rmse, run_twin, train_model, truncated_units
+from turbofan_twin import CAP, build_twin, load_twin, phm08_score, rmse, run_twin, train_model
 
 import twingraph as tg
 from blocks.ml.window_rul import WindowRUL
 from twingraph.datasets import load_cmapss
+
+FIRST_CUT = 30  # shortest cut scored in --cv [cycles] (the shortest FD001 test unit has 31)
 
 
 def evaluate(model: WindowRUL, subset: str, path, out: Path, plot: bool) -> dict | None:
@@ -51,26 +53,35 @@ def evaluate(model: WindowRUL, subset: str, path, out: Path, plot: bool) -> dict
     return metrics
 
 
-def cross_validate(data, make_model, folds: int, cuts: int, seed: int, **fit) -> dict:
-    """K-fold by train unit: train on the other folds, run the twin over cut held-out units; pooled metrics.
+def cross_validate(data, make_model, folds: int, seed: int, **fit) -> dict:
+    """K-fold by train unit: train on the other folds, run the twin over the held-out units, score every cut.
 
-    The PHM08 score is per 100 sequences, comparable with a 100-unit test file.
+    The twin is causal, so its RUL at cycle ``L`` of a whole unit is what the unit cut after ``L`` cycles
+    would end with: one run scores every cut ``L`` in ``[FIRST_CUT, T - 1]`` as a test unit. Each unit
+    counts equally (its squared error, error and PHM08 score averaged over its cuts); the score is per
+    100 units, comparable with a 100-unit test file. Fold ``k`` trains ``make_model(seed + k)``.
     """
     units = np.array(sorted(data.train["unit"].unique()))
     order = np.random.default_rng(seed).permutation(units)
-    pred, true = [], []
+    frame = data.train.assign(target=data.train_targets(cap=CAP)).sort_values(["unit", "cycle"])
+    mse, score, bias = [], [], []
     for k, held in enumerate(np.array_split(order, folds)):
-        model = make_model()
+        model = make_model(seed + k)
         train_model(data, model, units=[int(u) for u in units if u not in held], **fit)
-        frame, rul = truncated_units(data.train, [int(u) for u in held], cuts, seed + k)
-        pred.append(run_twin(model, frame)["rul"][-1])
-        true.append(np.minimum(rul, CAP))
-        print(f"fold {k + 1}/{folds} ({len(held)} units x {cuts} cuts): RMSE {rmse(pred[-1], true[-1]):.2f}  "
-              f"PHM08 score per 100 {100 * phm08_score(pred[-1], true[-1]) / len(true[-1]):.1f}")
-    pred, true = np.concatenate(pred), np.concatenate(true)
-    metrics = {"rmse": rmse(pred, true), "score_per_100": 100 * phm08_score(pred, true) / len(true),
-               "bias": float(np.mean(pred - true)), "sequences": len(true)}
-    print(f"{folds}-fold CV on the train units ({len(true)} cut sequences): RMSE {metrics['rmse']:.2f}  "
+        fold = frame[frame["unit"].isin(held)]
+        result = run_twin(model, fold)
+        true = fold.groupby("unit")["target"]
+        for b, unit in enumerate(result["units"]):
+            pred = result["rul"][result["valid"][:, b], b][FIRST_CUT - 1:-1]
+            cut_true = true.get_group(unit).to_numpy(float)[FIRST_CUT - 1:-1]
+            mse.append(rmse(pred, cut_true) ** 2)
+            score.append(phm08_score(pred, cut_true) / len(pred))
+            bias.append(float(np.mean(pred - cut_true)))
+        print(f"fold {k + 1}/{folds} ({len(held)} units): RMSE {np.sqrt(np.mean(mse[-len(held):])):.2f}  "
+              f"PHM08 score per 100 {100 * np.mean(score[-len(held):]):.1f}")
+    metrics = {"rmse": float(np.sqrt(np.mean(mse))), "score_per_100": float(100 * np.mean(score)),
+               "bias": float(np.mean(bias)), "units": len(mse)}
+    print(f"{folds}-fold CV on the train units (every cut from cycle {FIRST_CUT}): RMSE {metrics['rmse']:.2f}  "
           f"PHM08 score per 100 {metrics['score_per_100']:.1f}  mean error {metrics['bias']:+.2f}")
     return metrics
 
@@ -122,7 +133,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--units", type=int, default=None, help="train on the first N units only (smoke runs)")
     parser.add_argument("--twin", default=None, help="a saved twin (twin_<FD>.json from an earlier run): no training")
     parser.add_argument("--cv", type=int, default=None, metavar="K", help="K-fold CV on the train file, no test")
-    parser.add_argument("--cuts", type=int, default=5, help="random cuts per held-out unit in --cv")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -133,12 +143,12 @@ def main(argv=None) -> dict:
     torch.use_deterministic_algorithms(True)
     data = load_cmapss(args.fd, args.data)
 
-    def make_model() -> WindowRUL:
-        return WindowRUL(window=args.window, alpha=args.alpha, n_models=args.models, seed=args.seed, name="rul")
+    def make_model(seed: int = args.seed) -> WindowRUL:
+        return WindowRUL(window=args.window, alpha=args.alpha, n_models=args.models, seed=seed, name="rul")
 
     fit = {"epochs": args.epochs, "low_rul_weight": args.low_rul_weight}
     if args.cv is not None:
-        return cross_validate(data, make_model, args.cv, args.cuts, args.seed, progress=False, **fit)
+        return cross_validate(data, make_model, args.cv, args.seed, progress=False, **fit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.twin is not None:

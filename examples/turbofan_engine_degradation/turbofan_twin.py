@@ -54,22 +54,6 @@ def train_model(data: CMAPSS, model: WindowRUL, units: list[int] | None = None, 
     return train_window_rul(model, x, y, **fit)
 
 
-def truncated_units(frame: pd.DataFrame, units: list[int], cuts: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Test-like sequences from run-to-failure ``units``: each cut ``cuts`` times at a random cycle.
-
-    A unit of ``T`` cycles is cut after ``L`` cycles, ``L`` uniform on ``[30, T - 1]``; the returned frame
-    numbers the cut sequences ``1, 2, ...`` in the ``unit`` column, and the array holds their true RUL ``T - L``.
-    """
-    rng = np.random.default_rng(seed)
-    pieces, true = [], []
-    for u in units:
-        rows = frame[frame["unit"] == u].sort_values("cycle")
-        for length in rng.integers(30, len(rows), size=cuts):
-            pieces.append(rows.iloc[:length].assign(unit=len(pieces) + 1))
-            true.append(len(rows) - length)
-    return pd.concat(pieces, ignore_index=True), np.array(true, dtype=float)
-
-
 def right_aligned(x: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stack units ``(T_i, F)`` into ``(T_max, B, F)`` inputs and ``(T_max, B)`` valid masks, right-aligned."""
     t_max = max(len(a) for a in x)
@@ -82,12 +66,14 @@ def right_aligned(x: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_twin(model: WindowRUL, test: pd.DataFrame, progress: bool = False) -> dict:
-    """Run the twin over every test unit at once; return units, valid mask and the RUL/HI histories."""
+    """Run the twin over every test unit at once; return units, valid mask and the ``(T, B)`` RUL/HI histories."""
     units, x = unit_arrays(test)
     sensors, valid = right_aligned(x)
     sim = tg.Simulator(build_twin(model), batch=len(units), log=["rul.rul", "rul.hi"], progress=progress)
     hist = sim.run(inputs={"sensors": sensors, "valid": valid})
-    return {"units": units, "valid": valid, "rul": hist["rul.rul"], "hi": hist["rul.hi"],
+    # (T, B) even for one unit (the history drops the batch axis when batch == 1)
+    return {"units": units, "valid": valid, "rul": hist["rul.rul"].reshape(valid.shape),
+            "hi": hist["rul.hi"].reshape(valid.shape),
             "lengths": np.array([len(a) for a in x])}
 
 

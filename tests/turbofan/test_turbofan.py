@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 import twingraph as tg
 from blocks.ml.window_rul import WindowRUL, exponential_smoothing, sliding_windows, train_window_rul
 from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
+from twingraph import WiringError
 from twingraph.datasets import load_cmapss
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turbofan_engine_degradation"
@@ -26,7 +27,6 @@ from turbofan_twin import (  # noqa: E402
     rmse,
     run_twin,
     train_model,
-    truncated_units,
     unit_arrays,
 )
 
@@ -64,16 +64,6 @@ def test_bad_targets_are_rejected_before_training(bad):
     y = [np.arange(5.0)[::-1], np.r_[3.0, bad, 1.0, 0.0]]
     with pytest.raises(ValueError, match="finite targets >= 0"):
         train_window_rul(WindowRUL(window=3), x, y, epochs=1, progress=False)
-
-
-def test_truncated_units_cut_inside_each_life(synthetic):
-    data, _ = synthetic
-    frame, true = truncated_units(data.train, [1, 2], cuts=3, seed=0)
-    lives = data.train.groupby("unit").size()
-    lengths = frame.groupby("unit").size().to_numpy()
-    assert len(true) == 6 and list(frame["unit"].unique()) == [1, 2, 3, 4, 5, 6]
-    np.testing.assert_array_equal(lengths + true, np.repeat(lives.loc[[1, 2]].to_numpy(), 3))
-    assert np.all(lengths >= 30) and np.all(true >= 1)
 
 
 def test_right_aligned_masks_units_of_different_lengths():
@@ -144,6 +134,23 @@ def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
     assert rmse(last, true) < rmse(np.full(8, np.mean(true)), true)  # better than a constant guess
 
 
+def test_weights_without_the_statistics_are_rejected_naming_the_block(trained):
+    model, _ = trained
+    old_format = {("x_min" if k == "x_mean" else k): v for k, v in model.weights().items()}
+    with pytest.raises(WiringError, match="Block 'rul': weights must hold the sensor statistics 'x_mean'"):
+        WindowRUL(name="rul").load_weights(old_format)
+
+
+def test_a_cut_unit_ends_where_the_whole_unit_passes_that_cycle(synthetic, trained):
+    # what --cv relies on: the twin is causal, so one run of a whole unit scores every cut of it
+    data, _ = synthetic
+    model, _ = trained
+    unit = data.train[data.train["unit"] == 1].sort_values("cycle")
+    whole = run_twin(model, unit)["rul"][:, 0]
+    for length in (31, 60, len(unit) - 1):
+        assert run_twin(model, unit.iloc[:length])["rul"][-1, 0] == pytest.approx(whole[length - 1], abs=1e-9)
+
+
 def test_weights_round_trip_gives_the_same_predictions(synthetic, trained):
     data, _ = synthetic
     model, _ = trained
@@ -180,9 +187,9 @@ def test_example_cross_validation_uses_only_the_train_file(tmp_path):
     folder = tmp_path / "data"
     write_synthetic_cmapss(folder, units=6)
     (folder / "test_FD001.txt").unlink()
-    metrics = run_turbofan.main(["--data", str(folder), "--cv", "2", "--cuts", "2", "--models", "1",
+    metrics = run_turbofan.main(["--data", str(folder), "--cv", "2", "--models", "1",
                                  "--epochs", "2", "--window", "10"])
-    assert metrics["sequences"] == 12 and np.isfinite(metrics["rmse"]) and np.isfinite(metrics["score_per_100"])
+    assert metrics["units"] == 6 and np.isfinite(metrics["rmse"]) and np.isfinite(metrics["score_per_100"])
 
 
 def test_notebook_executes(tmp_path):
