@@ -44,6 +44,23 @@ def sliding_windows(x: np.ndarray, window: int) -> np.ndarray:
     return x[np.clip(t, 0, None)]
 
 
+AGE_KNOTS = (50.0, 100.0, 150.0, 200.0, 250.0)  # knots of the calibration's piecewise-linear age terms [cycles]
+
+
+def calibration_features(rul: np.ndarray, age: np.ndarray, cap: float) -> np.ndarray:
+    """Features ``(N, 10)`` of the RUL calibration: 1, r, r^2 / cap, a, r a and ``max(a - k, 0)`` per knot.
+
+    ``r`` is the ensemble's raw RUL [cycles] clipped to ``[0, cap]`` (beyond the cap a network's
+    output carries no information the benchmark rewards, and unclipped it dominated the fit),
+    ``age`` the cycles the asset has run (1 at its first), ``a = age / 100``. The identity
+    calibration is ``(0, 1, 0, ...)``.
+    """
+    rul = np.clip(np.asarray(rul, dtype=float), 0.0, cap)
+    a = np.asarray(age, dtype=float) / 100.0
+    return np.column_stack([np.ones_like(rul), rul, rul**2 / cap, a, rul * a,
+                            *[np.maximum(a - k / 100.0, 0.0) for k in AGE_KNOTS]])
+
+
 def exponential_smoothing(z: np.ndarray, alpha: float) -> np.ndarray:
     """Causal smoothing of one unit ``(T, F)``: ``s_0 = z_0``, ``s_k = alpha z_k + (1 - alpha) s_{k-1}``."""
     s = np.array(z, dtype=float)
@@ -69,7 +86,7 @@ class WindowRUL(Block):
     hidden : int
         Width of the dense layer after the convolutions.
     n_models : int
-        Ensemble members (seeds ``seed, seed + 1, ...``); the outputs are averaged.
+        Ensemble members (seeds ``seed, seed + 1, ...``); the outputs are averaged, then calibrated.
     cap : float
         Largest RUL the block reports [cycles]: the output is clipped to ``[0, cap]`` and
         ``hi = rul / cap``. Training targets may be capped higher (see :func:`train_window_rul`).
@@ -90,8 +107,14 @@ class WindowRUL(Block):
 
         s_k   = alpha z_k + (1 - alpha) s_{k-1},  s_0 = z_0   exponential smoothing
         W_k   = [s_{k-window+1}, ..., s_k]                    ring of the last window cycles
-        rul_k = clip(mean_m net_m(W_k), 0, cap)               ensemble of 1D CNNs, within the target range
+        r_k   = mean_m net_m(W_k)                             ensemble of 1D CNNs
+        rul_k = clip(c . phi(r_k, k), 0, cap)                 calibrated with the asset's age k [cycles]
         hi_k  = rul_k / cap
+
+    ``phi`` is :func:`calibration_features`: the network sees 50 cycles, not how long the
+    engine has run, and on C-MAPSS its error depends on age (engines still running late in life
+    degrade slowly and are predicted early; young degrading ones late). :func:`train_window_rul`
+    fits ``c`` on out-of-fold predictions; untrained, ``c`` is the identity.
 
     The state (``smooth_``, ``window_``, ``count_``) is all a cycle needs, so the
     block runs online; :func:`train_window_rul` builds the same windows offline
@@ -107,7 +130,7 @@ class WindowRUL(Block):
     inputs = {"x": Signal(), "valid": Signal(shape=(), dtype="bool")}
     outputs = {"rul": Signal(shape=(), unit="cycle"), "hi": Signal(shape=(), unit="")}
 
-    def __init__(self, window: int = 40, alpha: float = 0.1, channels: tuple = (32, 64), kernel: int = 5,
+    def __init__(self, window: int = 50, alpha: float = 0.1, channels: tuple = (32, 64), kernel: int = 5,
                  hidden: int = 64, n_models: int = 1, cap: float = 125.0, seed: int = 0, *, name: str | None = None):
         super().__init__(name=name)
         self.window = window
@@ -142,6 +165,7 @@ class WindowRUL(Block):
             net.eval()
         self._x_mean = np.zeros(n_features)
         self._x_std = np.ones(n_features)
+        self._calibration = np.eye(len(AGE_KNOTS) + 5)[1]  # the identity: rul = r
         pending = getattr(self, "_pending", None)
         if pending is not None:
             self._pending = None
@@ -155,17 +179,26 @@ class WindowRUL(Block):
         """Every cycle's network input ``(T, window, F)`` for one asset's raw sensors ``(T, F)`` (offline path)."""
         return sliding_windows(exponential_smoothing(self.normalise(x), self.alpha), self.window)
 
-    def predict_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Ensemble-mean RUL [cycles] of normalised windows ``(N, window, F)``."""
+    def predict_windows(self, windows: np.ndarray, nets: Sequence | None = None) -> np.ndarray:
+        """Raw (uncalibrated) mean RUL [cycles] of ``nets`` (default: the ensemble) on windows ``(N, window, F)``."""
         torch = torch_module()
         z = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         with torch.no_grad():
-            return np.mean([net(z).numpy() for net in self._nets], axis=0).astype(float)
+            return np.mean([net(z).numpy() for net in (self._nets if nets is None else nets)], axis=0).astype(float)
+
+    def calibrate(self, rul: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """Reported RUL [cycles]: raw ensemble ``rul`` at ``age`` [cycles] calibrated and clipped to ``[0, cap]``."""
+        return np.clip(calibration_features(rul, age, self.cap) @ self._calibration, 0.0, self.cap)
+
+    def predict_unit(self, x: np.ndarray) -> np.ndarray:
+        """Reported RUL [cycles] at every cycle of one asset's raw sensors ``(T, F)`` (offline path)."""
+        return self.calibrate(self.predict_windows(self.unit_windows(x)), np.arange(1, len(x) + 1))
 
     def weights(self) -> dict[str, np.ndarray]:
         if getattr(self, "_nets", None) is None:
             return {}
-        arrays = {"x_mean": self._x_mean.copy(), "x_std": self._x_std.copy()}
+        arrays = {"x_mean": self._x_mean.copy(), "x_std": self._x_std.copy(),
+                  "calibration": self._calibration.copy()}
         for m, net in enumerate(self._nets):
             for key, value in net.state_dict().items():
                 arrays[f"m{m}.{key}"] = value.detach().numpy().copy()
@@ -189,6 +222,7 @@ class WindowRUL(Block):
                               f"Got {sorted(weights)} instead.")
         self._x_mean = np.asarray(weights["x_mean"], dtype=float).copy()
         self._x_std = np.asarray(weights["x_std"], dtype=float).copy()
+        self._calibration = np.asarray(weights["calibration"], dtype=float).copy()
         for m, net in enumerate(self._nets):
             prefix = f"m{m}."
             net.load_state_dict({k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in weights.items()
@@ -220,7 +254,7 @@ class WindowRUL(Block):
         out.rul[...] = np.nan
         out.hi[...] = np.nan
         if valid.any():
-            rul = np.clip(self.predict_windows(self._next(inp.x, valid)[1][valid]), 0.0, self.cap)
+            rul = self.calibrate(self.predict_windows(self._next(inp.x, valid)[1][valid]), self.count_[valid] + 1)
             out.rul[valid] = rul
             out.hi[valid] = rul / self.cap
 
@@ -233,7 +267,7 @@ class WindowRUL(Block):
 def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                      epochs: int = 40, batch_size: int = 512, lr: float = 2e-3, low_rul_weight: float = 3.0,
                      progress: bool = True) -> dict[str, list]:
-    """Fit ``block``'s statistics and ensemble on every cycle's window of run-to-failure units.
+    """Fit ``block``'s statistics, ensemble and calibration on every cycle's window of run-to-failure units.
 
     Parameters
     ----------
@@ -254,6 +288,13 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
         life is where the error costs most).
     progress : bool
         Show a tqdm bar per member.
+
+    Cross-fitting: with ``n_models = M >= 2`` the units are split into ``M`` folds (seeded by
+    ``block.seed``) and member ``m`` trains on every fold but ``m``. Member ``m``'s predictions on
+    fold ``m``, which it has not seen, then fit the calibration ``c`` by least squares (targets
+    clipped to ``block.cap``, each unit weighted equally), so the calibration learns the error
+    of a network on new engines, not on its training data. With ``M = 1`` the member trains on
+    every unit and the calibration stays the identity.
 
     Returns
     -------
@@ -280,16 +321,24 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() <= 0:
         raise ValueError("train_window_rul needs finite targets >= 0 [cycles], not all zero. "
                          f"Got values in [{np.nanmin(y)}, {np.nanmax(y)}] instead.")
+    if block.n_models > len(units):
+        raise ValueError(f"train_window_rul cross-fits {block.n_models} members on as many folds of units: "
+                         f"it needs at least {block.n_models} units. Got {len(units)} instead.")
     n_features = units[0].shape[1]
     block._nets = None
     block.build(n_features)
     block._x_mean, block._x_std = standardisation(np.vstack(units))
-    w = torch.from_numpy(np.concatenate([block.unit_windows(x) for x in units]).astype(np.float32))
-    y = torch.from_numpy(y.astype(np.float32))
-    weight = 1.0 + low_rul_weight * (1.0 - y / torch.max(y))
+    windows = [block.unit_windows(x) for x in units]
+    fold_of_unit = np.random.default_rng(block.seed).permutation(len(units)) % block.n_models
+    fold = np.repeat(fold_of_unit, [len(t) for t in targets])
+    w_all = torch.from_numpy(np.concatenate(windows).astype(np.float32))
+    y_all = torch.from_numpy(y.astype(np.float32))
+    weight_all = 1.0 + low_rul_weight * (1.0 - y_all / torch.max(y_all))
 
     curves = {"train_rmse": []}
     for m, net in enumerate(block._nets):
+        rows = torch.from_numpy(np.flatnonzero(fold != m) if block.n_models > 1 else np.arange(len(fold)))
+        w, y, weight = w_all[rows], y_all[rows], weight_all[rows]
         curve = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(block.seed + m)
@@ -314,7 +363,24 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
                 bar.set_postfix(rmse=f"{curve[-1]:.2f}")
             net.eval()
         curves["train_rmse"].append(curve)
+    if block.n_models > 1:
+        held_out = [(block.predict_windows(windows[i], nets=[block._nets[fold_of_unit[i]]]), targets[i])
+                    for i in range(len(units))]
+        block._calibration = fit_calibration([r for r, _ in held_out], [np.minimum(t, block.cap) for _, t in held_out],
+                                             block.cap)
     return curves
 
 
-__all__ = ["WindowRUL", "exponential_smoothing", "sliding_windows", "train_window_rul"]
+def fit_calibration(rul: Sequence[np.ndarray], targets: Sequence[np.ndarray], cap: float) -> np.ndarray:
+    """Least-squares calibration coefficients from raw RUL ``(T_i,)`` of units seen from their first cycle.
+
+    Each unit counts equally (row weight ``1 / T_i``); the features are :func:`calibration_features`
+    with ages ``1 .. T_i``.
+    """
+    x = np.vstack([calibration_features(r, np.arange(1, len(r) + 1), cap) for r in rul])
+    row_weight = np.sqrt(np.concatenate([np.full(len(r), 1.0 / len(r)) for r in rul]))
+    return np.linalg.lstsq(x * row_weight[:, None], np.concatenate(targets) * row_weight, rcond=None)[0]
+
+
+__all__ = ["WindowRUL", "calibration_features", "exponential_smoothing", "fit_calibration", "sliding_windows",
+           "train_window_rul"]

@@ -10,7 +10,15 @@ import pytest
 pytest.importorskip("torch")
 
 import twingraph as tg
-from blocks.ml.window_rul import WindowRUL, exponential_smoothing, sliding_windows, train_window_rul
+from blocks.ml.window_rul import (
+    AGE_KNOTS,
+    WindowRUL,
+    calibration_features,
+    exponential_smoothing,
+    fit_calibration,
+    sliding_windows,
+    train_window_rul,
+)
 from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
 from twingraph import WiringError
 from twingraph.datasets import load_cmapss
@@ -58,6 +66,39 @@ def test_bad_alpha_is_rejected_naming_the_parameter():
         WindowRUL(alpha=0.0).build(3)
 
 
+def test_untrained_calibration_is_the_identity_clipped_to_the_cap():
+    model = WindowRUL(cap=125.0)
+    model.build(3)
+    raw = np.array([-5.0, 0.0, 60.0, 124.9, 140.0])
+    np.testing.assert_allclose(model.calibrate(raw, np.arange(1, 6)), [0.0, 0.0, 60.0, 124.9, 125.0])
+
+
+def test_calibration_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    rul = [rng.uniform(0, 130, n) for n in (150, 220, 300)]  # ages 1..T cover every age knot
+    coef = rng.normal(size=len(AGE_KNOTS) + 5)
+    targets = [calibration_features(r, np.arange(1, len(r) + 1), 125.0) @ coef for r in rul]
+    np.testing.assert_allclose(fit_calibration(rul, targets, 125.0), coef, rtol=1e-8, atol=1e-8)
+
+
+def test_calibration_corrects_an_age_dependent_bias():
+    # raw RUL early by (100 - age) / 10 cycles while young, late when old (within [0, cap]): the fit removes it
+    ages = [np.arange(1, n + 1) for n in (120, 125)]
+    true = [n - a for n, a in zip((120, 125), ages)]
+    raw = [t + (a - 100.0) / 10.0 for t, a in zip(true, ages)]
+    c = fit_calibration(raw, true, 125.0)
+    for r, a, t in zip(raw, ages, true):
+        fixed = calibration_features(r, a, 125.0) @ c
+        assert rmse(fixed, t) < 0.2 * rmse(r, t)
+
+
+def test_more_members_than_units_is_rejected():
+    x = [np.ones((5, 3)), np.ones((4, 3))]
+    y = [np.arange(5.0)[::-1], np.arange(4.0)[::-1]]
+    with pytest.raises(ValueError, match="needs at least 3 units. Got 2"):
+        train_window_rul(WindowRUL(window=3, n_models=3), x, y, epochs=1, progress=False)
+
+
 @pytest.mark.parametrize("bad", [np.nan, -1.0])
 def test_bad_targets_are_rejected_before_training(bad):
     x = [np.ones((5, 3)), np.ones((4, 3))]
@@ -94,6 +135,15 @@ def test_training_lowers_the_error(trained):
         assert len(curve) == 15 and curve[-1] < 0.5 * curve[0]
 
 
+def test_cross_fitting_calibrates_only_an_ensemble(synthetic, trained):
+    model, _ = trained  # 2 members, each trained on half of the units
+    assert not np.allclose(model.weights()["calibration"], np.eye(len(AGE_KNOTS) + 5)[1])
+    data, _ = synthetic
+    single = WindowRUL(window=10, alpha=0.5, channels=(4,), hidden=8, n_models=1)
+    train_model(data, single, epochs=1, progress=False)
+    np.testing.assert_array_equal(single.weights()["calibration"], np.eye(len(AGE_KNOTS) + 5)[1])
+
+
 def test_training_repeats_exactly_with_the_same_seed(synthetic):
     data, _ = synthetic
     _, x = unit_arrays(data.train)
@@ -113,7 +163,7 @@ def test_online_twin_matches_the_offline_windows(synthetic, trained):
     result = run_twin(model, data.test)
     _, x = unit_arrays(data.test)
     for b, a in enumerate(x):
-        offline = np.clip(model.predict_windows(model.unit_windows(a)), 0.0, model.cap)
+        offline = model.predict_unit(a)
         np.testing.assert_allclose(result["rul"][result["valid"][:, b], b], offline, rtol=1e-6, atol=1e-6)
 
 
