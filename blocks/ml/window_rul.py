@@ -111,7 +111,7 @@ class WindowRUL(Block):
         rul_k = clip(c . phi(r_k, k), 0, cap)                 calibrated with the asset's age k [cycles]
         hi_k  = rul_k / cap
 
-    ``phi`` is :func:`calibration_features`: the network sees 50 cycles, not how long the
+    ``phi`` is :func:`calibration_features`: the network sees ``window`` cycles, not how long the
     engine has run, and on C-MAPSS its error depends on age (engines still running late in life
     degrade slowly and are predicted early; young degrading ones late). :func:`train_window_rul`
     fits ``c`` on out-of-fold predictions; untrained, ``c`` is the identity.
@@ -364,10 +364,8 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
             net.eval()
         curves["train_rmse"].append(curve)
     if block.n_models > 1:
-        held_out = [(block.predict_windows(windows[i], nets=[block._nets[fold_of_unit[i]]]), targets[i])
-                    for i in range(len(units))]
-        block._calibration = fit_calibration([r for r, _ in held_out], [np.minimum(t, block.cap) for _, t in held_out],
-                                             block.cap)
+        raw = [block.predict_windows(windows[i], nets=[block._nets[fold_of_unit[i]]]) for i in range(len(units))]
+        block._calibration = fit_calibration(raw, [np.minimum(t, block.cap) for t in targets], block.cap)
     return curves
 
 
