@@ -61,6 +61,9 @@ def calibration_features(rul: np.ndarray, age: np.ndarray, cap: float) -> np.nda
                             *[np.maximum(a - k / 100.0, 0.0) for k in AGE_KNOTS]])
 
 
+IDENTITY_CALIBRATION = np.eye(5 + len(AGE_KNOTS))[1]  # coefficients of rul = r (the untrained block)
+
+
 def exponential_smoothing(z: np.ndarray, alpha: float) -> np.ndarray:
     """Causal smoothing of one unit ``(T, F)``: ``s_0 = z_0``, ``s_k = alpha z_k + (1 - alpha) s_{k-1}``."""
     s = np.array(z, dtype=float)
@@ -165,7 +168,7 @@ class WindowRUL(Block):
             net.eval()
         self._x_mean = np.zeros(n_features)
         self._x_std = np.ones(n_features)
-        self._calibration = np.eye(len(AGE_KNOTS) + 5)[1]  # the identity: rul = r
+        self._calibration = IDENTITY_CALIBRATION.copy()
         pending = getattr(self, "_pending", None)
         if pending is not None:
             self._pending = None
@@ -338,7 +341,7 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     curves = {"train_rmse": []}
     for m, net in enumerate(block._nets):
         rows = torch.from_numpy(np.flatnonzero(fold != m) if block.n_models > 1 else np.arange(len(fold)))
-        w, y, weight = w_all[rows], y_all[rows], weight_all[rows]
+        w_m, y_m, weight_m = w_all[rows], y_all[rows], weight_all[rows]
         curve = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(block.seed + m)
@@ -348,18 +351,18 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
             bar = tqdm(range(epochs), desc=f"WindowRUL member {m + 1}/{block.n_models}", disable=not progress)
             net.train()
             for _ in bar:
-                perm = torch.randperm(len(y), generator=gen)
+                perm = torch.randperm(len(y_m), generator=gen)
                 squared = 0.0
                 for start in range(0, len(perm), batch_size):
                     b = perm[start:start + batch_size]
                     opt.zero_grad()
-                    error2 = (net(w[b]) - y[b]) ** 2
-                    loss = torch.sum(weight[b] * error2) / torch.sum(weight[b])
+                    error2 = (net(w_m[b]) - y_m[b]) ** 2
+                    loss = torch.sum(weight_m[b] * error2) / torch.sum(weight_m[b])
                     loss.backward()
                     opt.step()
                     squared += float(error2.detach().sum())
                 schedule.step()
-                curve.append(float(np.sqrt(squared / len(y))))
+                curve.append(float(np.sqrt(squared / len(y_m))))
                 bar.set_postfix(rmse=f"{curve[-1]:.2f}")
             net.eval()
         curves["train_rmse"].append(curve)
@@ -380,5 +383,5 @@ def fit_calibration(rul: Sequence[np.ndarray], targets: Sequence[np.ndarray], ca
     return np.linalg.lstsq(x * row_weight[:, None], np.concatenate(targets) * row_weight, rcond=None)[0]
 
 
-__all__ = ["WindowRUL", "calibration_features", "exponential_smoothing", "fit_calibration", "sliding_windows",
-           "train_window_rul"]
+__all__ = ["AGE_KNOTS", "IDENTITY_CALIBRATION", "WindowRUL", "calibration_features", "exponential_smoothing",
+           "fit_calibration", "sliding_windows", "train_window_rul"]

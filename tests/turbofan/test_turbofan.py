@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 import twingraph as tg
 from blocks.ml.window_rul import (
-    AGE_KNOTS,
+    IDENTITY_CALIBRATION,
     WindowRUL,
     calibration_features,
     exponential_smoothing,
@@ -76,7 +76,7 @@ def test_untrained_calibration_is_the_identity_clipped_to_the_cap():
 def test_calibration_fit_recovers_known_coefficients():
     rng = np.random.default_rng(0)
     rul = [rng.uniform(0, 130, n) for n in (150, 220, 300)]  # ages 1..T cover every age knot
-    coef = rng.normal(size=len(AGE_KNOTS) + 5)
+    coef = rng.normal(size=IDENTITY_CALIBRATION.size)
     targets = [calibration_features(r, np.arange(1, len(r) + 1), 125.0) @ coef for r in rul]
     np.testing.assert_allclose(fit_calibration(rul, targets, 125.0), coef, rtol=1e-8, atol=1e-8)
 
@@ -137,11 +137,11 @@ def test_training_lowers_the_error(trained):
 
 def test_cross_fitting_calibrates_only_an_ensemble(synthetic, trained):
     model, _ = trained  # 2 members, each trained on half of the units
-    assert not np.allclose(model.weights()["calibration"], np.eye(len(AGE_KNOTS) + 5)[1])
+    assert not np.allclose(model.weights()["calibration"], IDENTITY_CALIBRATION)
     data, _ = synthetic
     single = WindowRUL(window=10, alpha=0.5, channels=(4,), hidden=8, n_models=1)
     train_model(data, single, epochs=1, progress=False)
-    np.testing.assert_array_equal(single.weights()["calibration"], np.eye(len(AGE_KNOTS) + 5)[1])
+    np.testing.assert_array_equal(single.weights()["calibration"], IDENTITY_CALIBRATION)
 
 
 def test_training_repeats_exactly_with_the_same_seed(synthetic):
