@@ -63,7 +63,7 @@ def pump_twin() -> tg.Graph:
     g = graph()
     alarm = g.add(CUSUM(k=K, h=H, name="alarm"))
     hi = g.add(ParameterHealth("efficiency", NOMINAL, FAILED, name="hi"))
-    g.connect("ekf.innovation", alarm.inp.x)
+    g.connect("ekf.innovation", alarm.inp.u)
     g.connect("ekf.params", hi.inp.params)
     return g
 

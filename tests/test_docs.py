@@ -55,7 +55,7 @@ def test_the_port_table_lists_every_declared_port(type_name):
         block = blocktables.example_block(cls)
     except Exception as exc:
         pytest.fail(f"The reference cannot build block '{type_name}' with its defaults ({exc}): give it working "
-                    f"defaults or add a factory to FACTORIES in docs/_ext/blocktables.py.")
+                    f"defaults or add its example to EXAMPLES in blocks/catalog.py.")
     inputs = block.input_signals()
     outputs = block.output_signals(inputs)
     doc = inspect.cleandoc(cls.__doc__).splitlines()

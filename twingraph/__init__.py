@@ -7,13 +7,12 @@ separate ``blocks`` package, which registers its block types when imported.
 
 from .block import Block, Buffers, Context, block_types
 from .boundary import Input, Output
-from .errors import LoadError, SimulationError, TwinGraphError, ValidationError, WiringError
+from .errors import LoadError, ParamError, SimulationError, TwinGraphError, ValidationError, WiringError
 from .graph import Graph
 from .history import History
 from .serialize import from_dict, load, load_state
 from .signals import Port, Signal
 from .simulator import Simulator
-from .twin import TwinResult, TwinSystem
 
 __version__ = "0.1.0"
 
@@ -26,13 +25,12 @@ __all__ = [
     "Input",
     "LoadError",
     "Output",
+    "ParamError",
     "Port",
     "Signal",
     "SimulationError",
     "Simulator",
     "TwinGraphError",
-    "TwinResult",
-    "TwinSystem",
     "ValidationError",
     "WiringError",
     "block_types",

@@ -20,19 +20,41 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import WiringError
+from . import units
+from .errors import WiringError, quote
 from .signals import PortNamespace, Signal
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _REGISTRY: dict[str, type["Block"]] = {}
+
+
+def _with_inherited_params(cls: type) -> inspect.Signature:
+    """The signature of ``cls.__init__``, where ``**kwargs`` stands for the base class's keyword params.
+
+    A constructor that ends with ``**kwargs`` hands them to ``super().__init__``:
+    the base's named arguments (the solver params every ODE model shares) are
+    params of ``cls`` too, keyword-only, so that :meth:`Block.get_params`,
+    loading and ``help`` see them and no subclass repeats them.
+    """
+    signature = inspect.signature(cls.__init__)
+    own = list(signature.parameters.values())
+    if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+        return signature
+    names = {p.name for p in own}
+    inherited = [
+        p if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) else p.replace(kind=p.KEYWORD_ONLY)
+        for p in inspect.signature(super(cls, cls).__init__).parameters.values()
+        if p.name not in names and p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)
+    ]
+    return signature.replace(parameters=own[:-1] + inherited)
 
 
 def check_name(name: str, what: str = "block") -> str:
     """Return ``name`` if it is a valid block or port name, else raise WiringError."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise WiringError(
             f"A {what} name must start with a letter or '_' and hold only letters, digits, "
-            f"'_' and '-'. Got {name!r} instead."
+            f"'_' and '-'. Got {quote(name)}."
         )
     return name
 
@@ -110,6 +132,8 @@ class Block:
 
     def __init_subclass__(cls, type_name: str | None = None, abstract: bool = False, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__.__signature__ = _with_inherited_params(cls)
         if abstract:  # a base class for other blocks (ODEModel, ...): not a block type of its own
             return
         key = type_name or cls.__qualname__
@@ -147,6 +171,8 @@ class Block:
         known = {}
         for field in ("shape", "dtype", "unit"):
             values = {getattr(s, field) for s in inputs.values()} - {None}
+            if field == "unit":  # "m3/s" and "m^3/s" agree
+                values = units.distinct(s.unit for s in inputs.values())
             if len(values) > 1 and any(getattr(s, field) is None for s in self.outputs.values()):
                 raise WiringError(
                     f"Block '{self.name}' cannot infer its output {field}: its inputs disagree "
@@ -163,6 +189,15 @@ class Block:
             for p in sig.parameters.values()
             if p.name not in ("self", "name") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
+
+    def check_params(self) -> None:
+        """Raise :class:`~twingraph.ParamError` naming the first invalid param (value or type).
+
+        The compiler calls it for every block when a graph is validated, before
+        any port signal is inferred; use the checkers of :mod:`twingraph.errors`
+        (:func:`~twingraph.errors.check_number`, :func:`~twingraph.errors.invalid_param`).
+        Blocks without params need not override.
+        """
 
     def reset(self, ctx: Context) -> None:
         """Build the runtime state for ``ctx.batch`` assets. Stateless blocks need not override."""

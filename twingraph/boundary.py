@@ -5,7 +5,12 @@ In a top-level graph, the simulator writes each tick's external value into an
 subsystem shows to the graph that contains it.
 """
 
+from numbers import Integral
+
+import numpy as np
+
 from .block import Block, check_name
+from .errors import check_unit, invalid_param
 from .signals import Signal
 
 
@@ -17,9 +22,9 @@ class Input(Block):
     name : str
         Block name; also the keyword used to feed it and its port name on a subsystem.
     shape : tuple of int
-        Shape of one asset's value; ``()`` for a scalar.
+        Shape of one asset's value, dimensions >= 1; ``()`` for a scalar.
     dtype : str
-        NumPy dtype name.
+        NumPy dtype name of a number or bool (``"float64"``, ``"int64"``, ``"bool"``).
     unit : str or None
         Physical unit of the signal, e.g. ``"V"``.
 
@@ -41,10 +46,21 @@ class Input(Block):
         self.dtype = dtype
         self.unit = unit
 
+    def check_params(self) -> None:
+        dims_ok = isinstance(self.shape, (tuple, list)) and all(
+            isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in self.shape
+        )
+        if not dims_ok:
+            raise invalid_param(self, "shape", "a tuple of ints >= 1 (() for a scalar)", self.shape)
+        if not (isinstance(self.dtype, str) and _dtype_kind(self.dtype) in ("b", "i", "u", "f")):
+            raise invalid_param(self, "dtype", "a NumPy dtype name of numbers or bools, e.g. 'float64'", self.dtype)
+        check_unit(self)
+
     def input_signals(self) -> dict[str, Signal]:
         return {}
 
     def output_signals(self, inputs: dict[str, Signal]) -> dict[str, Signal]:
+        self.check_params()
         return {"value": Signal(shape=self.shape, dtype=self.dtype, unit=self.unit)}
 
 
@@ -67,8 +83,20 @@ class Output(Block):
         super().__init__(name=check_name(name))
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_unit(self)
+
     def input_signals(self) -> dict[str, Signal]:
+        self.check_params()
         return {"u": Signal(dtype=None, unit=self.unit)}
 
     def output_signals(self, inputs: dict[str, Signal]) -> dict[str, Signal]:
         return {}
+
+
+def _dtype_kind(name: str) -> str:
+    """The NumPy kind letter of dtype ``name`` (``"f"``, ``"b"``, ...), or ``""`` if NumPy knows no such dtype."""
+    try:
+        return np.dtype(name).kind
+    except TypeError:
+        return ""

@@ -7,9 +7,10 @@ ports. Simulation flattens the hierarchy, so a subsystem costs nothing per tick.
 
 from typing import Union
 
+from . import units
 from .block import Block, check_name
 from .boundary import Input, Output
-from .errors import WiringError
+from .errors import WiringError, check_number
 from .signals import Port, PortNamespace, Signal
 
 Node = Union[Block, "Graph"]
@@ -39,8 +40,7 @@ class Graph:
 
     def __init__(self, name: str = "graph", dt: float = 1.0) -> None:
         self.name = check_name(name, "graph")
-        if not (isinstance(dt, (int, float)) and dt > 0):
-            raise WiringError(f"The 'dt' parameter of Graph '{name}' must be > 0 [s]. Got {dt!r} instead.")
+        check_number(self, "dt", 0.0, low_open=True, unit="s", value=dt)
         self.dt = float(dt)
         self._nodes: dict[str, Node] = {}
         self._sources: dict[tuple[str, str], tuple[str, str]] = {}
@@ -73,7 +73,8 @@ class Graph:
         """Wire output ``src`` to input ``dst``: port objects (``a.out.y``) or ``"block.port"`` strings.
 
         An input takes exactly one source; an output may feed many inputs. Known
-        shape, dtype and unit must agree.
+        shapes and dtypes must be equal, known units must parse and mean the same
+        (a different scale, ``mm`` into ``m``, is refused with the Gain to insert).
         """
         src_port = self._port(src, "out")
         dst_port = self._port(dst, "in")
@@ -82,11 +83,15 @@ class Graph:
             a, p = self._sources[key]
             raise WiringError(f"Input '{dst_port.path}' is already connected to '{a}.{p}'.")
         src_sig, dst_sig = src_port.signal, dst_port.signal
-        field = src_sig.mismatch(dst_sig)
-        if field:
+        for port, signal in ((src_port, src_sig), (dst_port, dst_sig)):
+            bad_unit = units.problem(signal.unit, port.path)
+            if bad_unit:
+                raise WiringError(bad_unit)
+        reason = src_sig.mismatch(dst_sig)
+        if reason:
             raise WiringError(
                 f"Cannot connect '{src_port.path}' ({src_sig.describe()}) to '{dst_port.path}' "
-                f"(expects {dst_sig.describe()}): the {field}s differ."
+                f"(expects {dst_sig.describe()}): {reason}."
             )
         self._sources[key] = (src_port.owner.name, src_port.name)
 

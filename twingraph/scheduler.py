@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from . import units
 from .block import Block
 from .boundary import Input, Output
-from .errors import ValidationError, WiringError
+from .errors import ParamError, TwinGraphError, ValidationError, WiringError
 from .graph import Graph
 from .signals import Signal
 
@@ -115,13 +116,20 @@ def _infer(blocks, sources, problems):
                 return inputs, outputs
             changed |= new != outputs.get(name)
             outputs[name] = new
+    bad_units = set()  # each bad unit text once, at the first port that declares it
+    for name, block in blocks.items():
+        for port, signal in [*block.input_signals().items(), *outputs[name].items()]:
+            bad_unit = None if signal.unit in bad_units else units.problem(signal.unit, f"{name}.{port}")
+            if bad_unit:
+                bad_units.add(signal.unit)
+                problems.append(bad_unit)
     for (dst, port), (a, p) in sources.items():
         declared = blocks[dst].input_signals()[port]
-        field = outputs[a][p].mismatch(declared)
-        if field:
+        reason = outputs[a][p].mismatch(declared)
+        if reason:
             problems.append(
                 f"Cannot connect '{a}.{p}' ({outputs[a][p].describe()}) to '{dst}.{port}' "
-                f"(expects {declared.describe()}): the {field}s differ."
+                f"(expects {declared.describe()}): {reason}."
             )
     for name, signals in outputs.items():
         for port, signal in signals.items():
@@ -157,11 +165,29 @@ def _order(blocks, sources, problems) -> list[str]:
     return list(nx.lexicographical_topological_sort(deps, key=rank.__getitem__))
 
 
+def _check_params(blocks: dict[str, Block], graph: Graph) -> None:
+    """Call every block's ``check_params``; raise one ParamError listing every bad param."""
+    problems = []
+    for block in blocks.values():
+        try:
+            block.check_params()
+        except TwinGraphError as exc:
+            problems.append(str(exc))
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ParamError(f"Graph '{graph.name}' has invalid params:\n{listing}")
+
+
 def compile_graph(graph: Graph) -> Plan:
-    """Flatten, type-check and order ``graph``; raise ValidationError listing every problem."""
+    """Check params, flatten, type-check and order ``graph``.
+
+    Raises ParamError listing every invalid param, else ValidationError listing
+    every wiring problem.
+    """
     problems: list[str] = []
     flat = _Flattener(problems)
     flat.collect(graph)
+    _check_params(flat.blocks, graph)
     sources: dict[PortKey, PortKey] = {}
     for ref, dst in flat.edges:
         src = flat.resolve(ref)

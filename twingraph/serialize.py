@@ -2,7 +2,7 @@
 
 A graph file is a versioned JSON document::
 
-    {"format": "twingraph.graph", "version": 1, "name": "loop", "dt": 0.1,
+    {"format": "twingraph.graph", "version": 2, "name": "loop", "dt": 0.1,
      "blocks": [{"type": "Input", "name": "r", "params": {"shape": {"__tuple__": []}, ...}},
                 {"type": "Gain", "name": "k", "params": {"k": 2.0, "unit": null}},
                 {"type": "Graph", "name": "ctrl", "dt": 0.1, "blocks": [...], "connections": [...]}],
@@ -19,24 +19,28 @@ entries. Values JSON cannot hold are tagged objects: ``{"__tuple__": [...]}``,
 elements and learned weights (:meth:`~twingraph.Block.weights`) go to the
 ``.npz`` file named by ``"arrays"``, as ``{"__npz__": key}``.
 
-Loading executes nothing from the file: the document is checked against the
-JSON Schema shipped in ``twingraph/schema/``, block types are looked up in the
-registry (importing the ``blocks`` library, and nothing else, when a type is
-unknown), arrays are read with ``np.load(allow_pickle=False)``. Every problem is
-a :class:`~twingraph.LoadError` naming its place in the file, and no partly
+Loading executes nothing from the file: the document's nesting depth is
+limited (:data:`MAX_DEPTH`), a document of an older format version is migrated
+(:mod:`twingraph.migrate`), then it is checked against the JSON Schema shipped
+in ``twingraph/schema/``; block types are looked up in the registry (loading
+the installed block packages, entry points :data:`PLUGINS`, and nothing else,
+when a type is unknown), arrays are read with ``np.load(allow_pickle=False)``
+from a sidecar that must lie in the graph file's folder (:func:`local_file`).
+Every problem is a :class:`~twingraph.LoadError` naming its place in the file,
+quoting at most a few hundred characters of the file's text, and no partly
 built graph is ever returned.
 """
 
 import contextlib
 import difflib
-import importlib
 import inspect
 import json
 import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
+from importlib.metadata import entry_points
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -46,14 +50,17 @@ import numpy as np
 import pandas as pd
 
 from .block import Block, block_types
-from .errors import LoadError, TwinGraphError, WiringError
+from .errors import QUOTE_MAX, LoadError, ParamError, TwinGraphError, quote
 from .graph import Graph
+from .migrate import UPGRADES
 from .simulator import SNAPSHOT_FORMAT
 
 FORMAT = "twingraph.graph"
-VERSION = 1
+VERSION = 2
+READS = (*sorted(UPGRADES), VERSION)  # the format versions load() reads, older ones migrated
+MAX_DEPTH = 64  # levels of nested lists and objects a graph document may hold
 INLINE_MAX = 1000  # arrays with more elements are saved in the .npz sidecar
-LIBRARY = "blocks"  # the only package the loader imports, to register library block types
+PLUGINS = "twingraph.blocks"  # entry-point group of installed block packages, loaded for unknown types
 DTYPES = frozenset(
     ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"]
 )
@@ -63,6 +70,75 @@ NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 def _nonfinite_name(x: float) -> str:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _cut(text: str, limit: int = 2 * QUOTE_MAX) -> str:
+    """``text`` (a message that may hold the file's text) cut to ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}... ({len(text)} characters)"
+
+
+def local_file(folder: str | PathLike, ref: str) -> Path:
+    """The file that a graph file in ``folder`` names by the relative path ``ref``.
+
+    The folder rule: the path is resolved with symlinks followed and must stay
+    inside ``folder`` (a link inside it to a file outside is refused), and it
+    must not name something other than a file (a folder, a pipe). A missing
+    file is returned as is, for the reader to report.
+
+    Raises
+    ------
+    ValueError
+        Saying why ``ref`` breaks the rule.
+
+    Examples
+    --------
+    >>> local_file("/data/twins", "../secrets.npz")
+    Traceback (most recent call last):
+    ...
+    ValueError: '../secrets.npz' leads to '/data/secrets.npz', outside '/data/twins'
+    """
+    if Path(ref).is_absolute() or Path(ref).drive:
+        raise ValueError(f"{quote(ref)} is an absolute path")
+    try:
+        root = Path(folder).resolve()
+        path = (root / ref).resolve()
+        odd = path.exists() and not path.is_file()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, a symlink loop
+        raise ValueError(f"{quote(ref)} cannot be resolved: {_cut(str(exc))}") from exc
+    if not path.is_relative_to(root):
+        raise ValueError(f"{quote(ref)} leads to {quote(str(path))}, outside {quote(str(root))}")
+    if odd:
+        raise ValueError(f"{quote(ref)} is not a file")
+    return path
+
+
+def _too_deep(data: Any) -> bool:
+    """True when ``data`` nests lists and dicts more than :data:`MAX_DEPTH` levels deep."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+    return False
+
+
+def _owner(data: dict, path: Sequence[str | int]) -> str:
+    """The graph, subsystem or block holding the place at JSON ``path`` in the document ``data``."""
+    name = data.get("name")
+    owner, node, parent_key = f"graph {quote(name)}" if isinstance(name, str) else "the graph", data, None
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and (key == "__block__" or (parent_key == "blocks" and isinstance(key, int))):
+            kind = "subsystem" if node.get("type") == "Graph" else "block"
+            owner = f"{kind} {quote(node['name'])}" if isinstance(node.get("name"), str) else f"a {kind}"
+        parent_key = key
+    return owner
 
 
 class _Encoder:
@@ -194,10 +270,16 @@ class _Encoder:
         }
 
 
-def _import_library() -> None:
-    """Import the block library so that its types register; absent library, nothing to do."""
-    with contextlib.suppress(ImportError):
-        importlib.import_module(LIBRARY)
+def _load_plugins() -> None:
+    """Load the block packages installed as plugins, so that their types register.
+
+    A package declares itself in its ``pyproject.toml`` under the entry-point group
+    :data:`PLUGINS` (the ``blocks`` library does); the engine never names one.
+    A plugin that fails to import is skipped: its types stay unknown.
+    """
+    for plugin in entry_points(group=PLUGINS):
+        with contextlib.suppress(ImportError):
+            plugin.load()
 
 
 def _params_of(cls: type[Block]) -> list[str] | None:
@@ -233,26 +315,30 @@ class _Decoder:
         self._sidecar: dict[str, np.ndarray] | None = None
 
     def fail(self, where: str, message: str) -> LoadError:
-        return LoadError(f"{self.source}: {where}: {message}")
+        return LoadError(f"{self.source}: {_cut(where)}: {message}")
 
     def graph(self, spec: dict, prefix: str, where: str) -> Graph:
         try:
             graph = Graph(spec["name"], dt=spec["dt"])
-        except (WiringError, OverflowError) as exc:  # an int dt too large for a float
-            raise self.fail(where, str(exc)) from exc
+        except TwinGraphError as exc:  # a bad dt (the name passed the schema): inf from Infinity or 1e400, NaN
+            raise self.fail(f"{where}.dt" if isinstance(exc, ParamError) else where, _cut(str(exc))) from exc
+        except OverflowError as exc:  # an int dt too large for a float
+            raise self.fail(f"{where}.dt", f"the 'dt' of Graph {quote(spec['name'])} is too large: {exc}.") from exc
         for i, node in enumerate(spec["blocks"]):
             here = f"{where}.blocks[{i}]"
             name = prefix + node["name"]
             child = self.graph(node, name + "/", here) if node["type"] == "Graph" else self.block(node, name, here)
             try:
                 graph.add(child)
-            except WiringError as exc:
-                raise self.fail(here, str(exc)) from exc
+            except TwinGraphError as exc:
+                raise self.fail(here, _cut(str(exc))) from exc
         for i, (src, dst) in enumerate(spec["connections"]):
             try:
                 graph.connect(src, dst)
             except Exception as exc:  # block code computes port signals from loaded params
-                raise self.fail(f"{where}.connections[{i}]", f"cannot connect '{src}' to '{dst}': {exc}") from exc
+                raise self.fail(
+                    f"{where}.connections[{i}]", f"cannot connect {quote(src)} to {quote(dst)}: {_cut(str(exc))}"
+                ) from exc
         return graph
 
     def block(self, spec: dict, path: str, where: str) -> Block:
@@ -262,38 +348,39 @@ class _Decoder:
         unknown = [] if known is None else [k for k in params if k not in known]
         if unknown:
             raise self.fail(
-                where, f"block '{path}' ({cls.type_name}) has no param '{unknown[0]}'. Its params are {known}."
+                where,
+                f"block {quote(path)} ({cls.type_name}) has no param {quote(unknown[0])}. Its params are {known}.",
             )
         try:
             block = cls(**params, name=spec.get("name"))
         except Exception as exc:  # constructors are block code checking loaded params
-            raise self.fail(where, f"cannot build block '{path}' ({cls.type_name}): {exc}") from exc
+            raise self.fail(where, f"cannot build block {quote(path)} ({cls.type_name}): {_cut(str(exc))}") from exc
         weights = {k: self.array(v, f"{where}.weights.{k}") for k, v in spec.get("weights", {}).items()}
         if weights:
             try:
                 block.load_weights(weights)
             except Exception as exc:
-                raise self.fail(where, f"cannot load the weights of block '{path}': {exc}") from exc
+                raise self.fail(where, f"cannot load the weights of block {quote(path)}: {_cut(str(exc))}") from exc
         return block
 
     def block_type(self, type_name: str, path: str, where: str) -> type[Block]:
         types = block_types()
         if type_name not in types:
-            _import_library()
+            _load_plugins()
             types = block_types()
         if type_name in types:
             return types[type_name]
-        close = difflib.get_close_matches(type_name, types, n=3)
+        close = difflib.get_close_matches(type_name, types, n=3) if len(type_name) <= QUOTE_MAX else []
         guess = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         package = type_name.split(".")[0] if "." in type_name else None
         hint = (
-            f" A type named '{type_name}' is registered by importing its package ('{package}'): "
+            f" A type named {quote(type_name)} is registered by importing its package ({quote(package)}): "
             f"import it before loading."
             if package
-            else f" Library types register when '{LIBRARY}' is imported (done here); a type from another "
-            f"package registers when that package is imported: import it before loading."
+            else f" Types of installed block packages (entry points '{PLUGINS}') register when loading (done "
+            f"here); a type from another package registers when that package is imported: import it before loading."
         )
-        raise self.fail(where, f"block '{path}' has unknown type '{type_name}'.{guess}{hint}")
+        raise self.fail(where, f"block {quote(path)} has unknown type {quote(type_name)}.{guess}{hint}")
 
     def value(self, v: Any, where: str) -> Any:
         if isinstance(v, list):
@@ -330,7 +417,7 @@ class _Decoder:
     def npz(self, key: str, where: str) -> np.ndarray:
         arrays = self.sidecar(where)
         if key not in arrays:
-            raise self.fail(where, f"no array '{key}' in '{self.arrays}'.")
+            raise self.fail(where, f"no array {quote(key)} in {quote(self.arrays)}.")
         return arrays[key]
 
     def sidecar(self, where: str) -> dict[str, np.ndarray]:
@@ -338,23 +425,27 @@ class _Decoder:
             return self._sidecar
         if self.arrays is None:
             raise self.fail(where, "refers to an array in the .npz file, but the document names none in 'arrays'.")
-        ref = Path(self.arrays)
-        if ref.is_absolute() or ".." in ref.parts:
-            raise self.fail("$.arrays", f"must be a path inside the graph file's folder. Got {self.arrays!r} instead.")
-        path = self.directory / ref
+        path = self.file(self.arrays, "$.arrays")
         try:
             loaded = np.load(path, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise self.fail("$.arrays", f"'{path}' is not an .npz file.")
+                raise self.fail("$.arrays", f"{quote(str(path))} is not an .npz file.")
             with loaded:
                 arrays = {k: loaded[k] for k in loaded.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise self.fail("$.arrays", f"cannot read '{path}': {exc}") from exc
+            raise self.fail("$.arrays", f"cannot read {quote(str(path))}: {_cut(str(exc))}") from exc
         bad = {k: a.dtype.name for k, a in arrays.items() if a.dtype.name not in DTYPES}
         if bad:
-            raise self.fail("$.arrays", f"'{path}' holds arrays of unsupported dtypes {bad}.")
+            raise self.fail("$.arrays", f"{quote(str(path))} holds arrays of unsupported dtypes {quote(bad)}.")
         self._sidecar = arrays
         return arrays
+
+    def file(self, ref: str, where: str) -> Path:
+        """The file named by ``ref``, relative to the graph file, under the folder rule of :func:`local_file`."""
+        try:
+            return local_file(self.directory, ref)
+        except ValueError as exc:
+            raise self.fail(where, f"must be a path inside the graph file's folder: {exc}.") from exc
 
     def frame(self, spec: dict, where: str) -> pd.DataFrame:
         index = self.array(spec["index"], f"{where}.__frame__.index")
@@ -389,40 +480,50 @@ def schema() -> dict[str, Any]:
     return _validator().schema
 
 
-def _check(data: Any, source: str) -> None:
-    """Raise LoadError unless ``data`` is a graph document of this format version."""
+def _checked(data: Any, source: str) -> dict[str, Any]:
+    """``data`` as a valid graph document of the current format version (migrated); else LoadError."""
     if not isinstance(data, dict):
         raise LoadError(f"{source}: $: a graph document is a JSON object. Got {type(data).__name__} instead.")
     if data.get("format") != FORMAT:
         raise LoadError(
-            f"{source}: $.format: not a twingraph graph file: 'format' is {data.get('format')!r:.60}, "
+            f"{source}: $.format: not a twingraph graph file: 'format' is {quote(data.get('format'))}, "
             f"expected '{FORMAT}'."
         )
+    if _too_deep(data):
+        raise LoadError(f"{source}: $: the document nests lists and objects more than {MAX_DEPTH} levels deep.")
     version = data.get("version")
     if type(version) is int and version > VERSION:
         raise LoadError(
-            f"{source}: $.version: the file has format version {version}; this twingraph reads version "
-            f"{VERSION}. Upgrade twingraph to load it."
+            f"{source}: $.version: the file has format version {version}; this twingraph reads versions "
+            f"{list(READS)}. Upgrade twingraph to load it."
         )
-    if type(version) is not int or version != VERSION:
-        raise LoadError(f"{source}: $.version: expected {VERSION}. Got {version!r:.60} instead.")
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if type(version) is not int or version not in READS:
+        raise LoadError(
+            f"{source}: $.version: this twingraph reads format versions {list(READS)}. Got {quote(version)} instead."
+        )
+    for old in range(version, VERSION):
+        data = UPGRADES[old](data)
+    try:
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    except (KeyboardInterrupt, SystemExit, MemoryError, GeneratorExit):
+        raise
+    except BaseException as exc:  # a panic in a validator's compiled core (pyo3_runtime.PanicException)
+        raise LoadError(f"{source}: $: the schema check failed on this document: {_cut(repr(exc))}") from exc
     if error is not None:
-        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-        raise LoadError(f"{source}: {error.json_path}: {message}")
+        shown = repr(error.instance)  # most schema messages start with it
+        message = error.message.replace(shown, quote(error.instance), 1) if len(shown) > QUOTE_MAX else error.message
+        raise LoadError(f"{source}: {_cut(error.json_path)}: {_cut(message)} (in {_owner(data, error.absolute_path)})")
+    return data
 
 
 def _decode(data: Any, source: str, directory: Path, validate: bool) -> Graph:
-    try:
-        _check(data, source)
-        graph = _Decoder(source, directory, data.get("arrays")).graph(data, "", "$")
-    except RecursionError:
-        raise LoadError(f"{source}: the document is nested too deeply.") from None
+    data = _checked(data, source)
+    graph = _Decoder(source, directory, data.get("arrays")).graph(data, "", "$")
     if validate:
         try:
             graph.validate()
         except Exception as exc:  # validation runs block code on loaded params
-            raise LoadError(f"{source}: {exc}") from exc
+            raise LoadError(f"{source}: {_cut(str(exc), 10 * QUOTE_MAX)}") from exc  # may list several problems
     return graph
 
 
@@ -448,7 +549,9 @@ def from_dict(data: Any, directory: str | PathLike | None = None, validate: bool
     Parameters
     ----------
     data : dict
-        A document as made by :func:`to_dict` or read from a graph file.
+        A document as made by :func:`to_dict` or read from a graph file, of a
+        format version in :data:`READS` (older ones are migrated, see
+        :mod:`twingraph.migrate`; ``data`` itself is not changed).
     directory : path, optional
         Folder against which the document's ``"arrays"`` sidecar is found;
         default the current directory.
@@ -514,13 +617,10 @@ def load_state(path: str | PathLike) -> dict[str, Any] | None:
     Resume with ``sim = Simulator(load(path), batch=...)`` then ``sim.restore(load_state(path))``.
     """
     data, source = _read(path)
-    try:
-        _check(data, source)
-        if "state" not in data:
-            return None
-        return _Decoder(source, Path(path).parent, data.get("arrays")).state(data["state"])
-    except RecursionError:
-        raise LoadError(f"{source}: the document is nested too deeply.") from None
+    data = _checked(data, source)
+    if "state" not in data:
+        return None
+    return _Decoder(source, Path(path).parent, data.get("arrays")).state(data["state"])
 
 
 def _format(value: Any, level: int = 0) -> str:

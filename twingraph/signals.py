@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import WiringError
+from . import units
+from .errors import WiringError, quote
 
 Shape = tuple[int, ...]
 
@@ -34,8 +35,8 @@ def _normalise_unit(unit) -> str | None:
     if unit is None:
         return None
     if not isinstance(unit, str):
-        raise WiringError(f"A signal unit must be a string such as 'm3/s'. Got {unit!r} instead.")
-    return "".join(unit.split())
+        raise WiringError(f"A signal unit must be a string such as 'm3/s'. Got {quote(unit)} instead.")
+    return unit.strip()
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ class Signal:
     dtype : str or None
         NumPy dtype name (``"float64"``, ``"bool"``). ``None``: inferred.
     unit : str or None
-        Physical unit (``"m3/s"``, ``"rad/s"``); ``""`` is dimensionless, ``None`` unspecified.
+        Physical unit (``"m3/s"``, ``"m^3/s"``, ``"rad/s"``); ``""`` is dimensionless, ``None``
+        unspecified. Kept as written (surrounding spaces removed) for display; parsed with pint
+        and compared by meaning when the graph is wired (:mod:`twingraph.units`).
     description : str
         Free text shown in renderings and docs.
 
@@ -85,12 +88,19 @@ class Signal:
         return self.shape is not None and self.dtype is not None
 
     def mismatch(self, other: "Signal") -> str | None:
-        """Describe why a value of ``self`` cannot feed a port expecting ``other`` (or None)."""
-        for field in ("shape", "dtype", "unit"):
+        """Why a value of ``self`` cannot feed a port expecting ``other``, or None when it can.
+
+        Known shapes and dtypes must be equal; known units must mean the same
+        (see :func:`twingraph.units.mismatch`: ``m^3/s`` feeds ``m3/s``, ``mm`` does not feed ``m``).
+
+        >>> print(Signal(shape=(), unit="mm").mismatch(Signal(shape=(), unit="m")))
+        the units differ in scale (1 mm = 0.001 m): insert a Gain(k=0.001, unit='m') between them
+        """
+        for field in ("shape", "dtype"):
             mine, theirs = getattr(self, field), getattr(other, field)
             if mine is not None and theirs is not None and mine != theirs:
-                return field
-        return None
+                return f"the {field}s differ"
+        return units.mismatch(self.unit, other.unit)
 
     def merge(self, other: "Signal") -> "Signal":
         """Fill this signal's unknown fields from ``other``."""

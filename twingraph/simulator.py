@@ -19,7 +19,7 @@ import pandas as pd
 
 from .arena import PortValues, layout
 from .block import Block, Buffers, Context
-from .errors import SimulationError
+from .errors import SimulationError, quote
 from .graph import Graph
 from .history import History, element_columns
 from .scheduler import compile_graph
@@ -28,22 +28,42 @@ from .signals import Signal
 SNAPSHOT_FORMAT = "twingraph.snapshot"
 
 
-def _coerce(name: str, value: Any, signal: Signal, lead: tuple[int, ...], batch: int) -> np.ndarray:
-    """Check ``value`` against ``lead + (B, *shape)``, ``lead + shape`` or a scalar for shape (1,)."""
+def _coerce(name: str, value: Any, signal: Signal, lead: tuple[int, ...], batch: int, tick: int) -> np.ndarray:
+    """Check ``value`` against ``lead + (B, *shape)``, ``lead + shape`` or a scalar for shape (1,).
+
+    ``lead`` is ``()`` for one tick, ``(T,)`` for ``T`` ticks from ``tick``. NaN
+    passes (a missing value); ±inf is refused.
+    """
     try:
         array = np.asarray(value, dtype=signal.dtype)
-    except (TypeError, ValueError) as exc:
-        raise SimulationError(f"Input '{name}' expects {signal.dtype} values. Got {value!r:.80} instead.") from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: inf given for an int input
+        raise SimulationError(f"Input '{name}' expects {signal.dtype} values. Got {quote(value)} instead.") from exc
     rest = array.shape[len(lead) :]
     if array.shape[: len(lead)] != lead or rest not in {(batch, *signal.shape), signal.shape}:
-        if signal.shape == (1,) and rest == () and array.shape[: len(lead)] == lead:
-            return array[..., None]
-        lead_text = "".join(f"{n}, " for n in lead)
-        raise SimulationError(
-            f"Input '{name}' expects values of shape ({lead_text}{batch}, *{signal.shape}) or "
-            f"({lead_text}*{signal.shape}) [{signal.unit or 'no unit'}]. Got shape {array.shape} instead."
-        )
+        if not (signal.shape == (1,) and rest == () and array.shape[: len(lead)] == lead):
+            lead_text = "".join(f"{n}, " for n in lead)
+            raise SimulationError(
+                f"Input '{name}' expects values of shape ({lead_text}{batch}, *{signal.shape}) or "
+                f"({lead_text}*{signal.shape}) [{signal.unit or 'no unit'}]. Got shape {array.shape} instead."
+            )
+        array = array[..., None]
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        raise SimulationError(_inf_message(name, array, len(lead), len(signal.shape), batch, tick))
     return array
+
+
+def _inf_message(name: str, array: np.ndarray, lead: int, ndim: int, batch: int, tick: int) -> str:
+    """Where the first ±inf of ``array`` (fed to Input ``name`` from ``tick`` on) is, in words."""
+    index = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
+    per_asset = array.ndim - lead > ndim
+    element = index[lead + per_asset :]
+    asset = index[lead] if per_asset else (0 if batch == 1 else None)
+    where = [f"element {element[0] if len(element) == 1 else element}"] if element else []
+    where.append("every asset" if asset is None else f"asset {asset}")
+    return (
+        f"Input '{name}' got {array[index]} at tick {tick + (index[0] if lead else 0)} ({' of '.join(where)}); "
+        f"NaN marks a missing value, inf is an error."
+    )
 
 
 def _show_progress(progress: bool | None, work: int) -> bool:
@@ -169,11 +189,11 @@ class Simulator:
         """Advance one tick with a value for every ``Input`` block; return the tick's outputs.
 
         With ``batch=1`` values may be given and are returned without the batch axis.
-        NaN is a valid value (a missing measurement).
+        NaN is a valid value (a missing measurement); ±inf is a SimulationError.
         """
         self._check_names(inputs)
         for name, value in inputs.items():
-            self._feeds[name][...] = _coerce(name, value, self.plan.feeds[name], (), self.batch)
+            self._feeds[name][...] = _coerce(name, value, self.plan.feeds[name], (), self.batch, self.tick)
         self._tick()
         return PortValues({d: a.copy() for d, a in self._arrays.items()}, self._slots, self.batch == 1)
 
@@ -202,6 +222,7 @@ class Simulator:
             Per ``Input`` block, an array ``(T, B, *shape)`` or ``(T, *shape)`` (same
             for every asset); or a DataFrame whose columns are named like history
             columns (``"u"``, ``"u[0]"``), indexed by time or by ``(time, asset)``.
+            NaN marks a missing value; ±inf is a SimulationError.
         steps : int, optional
             Ticks to run; default the length of ``inputs``.
         progress : bool, optional
@@ -250,7 +271,7 @@ class Simulator:
         arrays = {}
         for name, values in inputs.items():
             values = np.asarray(values)
-            arrays[name] = _coerce(name, values, self.plan.feeds[name], values.shape[:1], self.batch)
+            arrays[name] = _coerce(name, values, self.plan.feeds[name], values.shape[:1], self.batch, self.tick)
         return arrays
 
     def _from_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -2,67 +2,64 @@
 
 Every detector works elementwise on an input of any shape, batch-vectorised,
 one sample per tick (river's learn-one habit): at tick ``k`` the output uses
-``x_k`` (direct feedthrough) and the state then moves on.
+``u_k`` (direct feedthrough) and the state then moves on.
 """
 
 import numpy as np
 
 from twingraph import Block, Context, Signal
-
-from ..physics.ode import invalid_param
+from twingraph.errors import check_choice, check_number, invalid_param
 
 RESTARTS = ("alarm", "never")
 
 
 class EMA(Block):
-    """Exponential moving average: ``y_k = α x_k + (1 - α) y_{k-1}``, ``y_0 = x_0``.
+    """Exponential moving average: ``y_k = α u_k + (1 - α) y_{k-1}``, ``y_0 = u_0``.
 
     Parameters
     ----------
     alpha : float
-        Smoothing factor α in (0, 1] [-]; 1 passes ``x`` through.
+        Smoothing factor α in (0, 1] [-]; 1 passes ``u`` through.
     name : str or None
         Block name.
 
     Ports
     -----
-    x (in) : any shape.
-    y (out) : smoothed ``x``, same shape and unit.
+    u (in) : any shape; NaN counts as 0.
+    y (out) : smoothed ``u``, same shape and unit.
 
     Examples
     --------
     >>> import twingraph as tg
     >>> g = tg.Graph("smooth", dt=1.0)
-    >>> x = g.add(tg.Input("x", shape=(1,)))
+    >>> u = g.add(tg.Input("u", shape=(1,)))
     >>> ema = g.add(EMA(alpha=0.5, name="ema"))
-    >>> g.connect(x.out.value, ema.inp.x)
-    >>> tg.Simulator(g).run(inputs={"x": [[2.0], [4.0], [0.0], [0.0]]})["ema.y"][:, 0]
+    >>> g.connect(u.out.value, ema.inp.u)
+    >>> tg.Simulator(g).run(inputs={"u": [[2.0], [4.0], [0.0], [0.0]]})["ema.y"][:, 0]
     array([2.  , 3.  , 1.5 , 0.75])
     """
 
-    inputs = {"x": Signal()}
+    inputs = {"u": Signal()}
     outputs = {"y": Signal()}
 
     def __init__(self, alpha=0.1, *, name=None):
         super().__init__(name=name)
         self.alpha = alpha
 
-    def output_signals(self, inputs):
-        if not 0 < self.alpha <= 1:
-            raise invalid_param(self, "alpha", "in (0, 1]", self.alpha)
-        return super().output_signals(inputs)
+    def check_params(self) -> None:
+        check_number(self, "alpha", 0, 1, low_open=True)
 
     def reset(self, ctx: Context) -> None:
         self.y_ = np.zeros((ctx.batch, *ctx.outputs["y"].shape))
         self.started_ = False
 
     def output(self, t, inp, out):
-        x = np.nan_to_num(inp.x)
-        out.y[...] = x if not self.started_ else self.alpha * x + (1 - self.alpha) * self.y_
+        u = np.nan_to_num(inp.u)
+        out.y[...] = u if not self.started_ else self.alpha * u + (1 - self.alpha) * self.y_
 
     def update(self, t, inp):
-        x = np.nan_to_num(inp.x)
-        self.y_[...] = x if not self.started_ else self.alpha * x + (1 - self.alpha) * self.y_
+        u = np.nan_to_num(inp.u)
+        self.y_[...] = u if not self.started_ else self.alpha * u + (1 - self.alpha) * self.y_
         self.started_ = True
 
 
@@ -72,10 +69,10 @@ class CUSUM(Block):
     Parameters
     ----------
     k : float
-        Allowance (reference value) [unit of x], ≥ 0: about half the shift to detect
-        on a standardised score.
+        Allowance (reference value) [unit of u], finite, ≥ 0: about half the shift to
+        detect on a standardised score.
     h : float
-        Decision threshold [unit of x], > 0.
+        Decision threshold [unit of u], finite, > 0.
     restart : {"alarm", "never"}
         ``"alarm"``: both sums restart from 0 after an alarm; ``"never"``: they keep
         accumulating (the alarm stays on while the change persists).
@@ -84,17 +81,17 @@ class CUSUM(Block):
 
     Ports
     -----
-    x (in) : score to monitor, any shape; standardise it first (e.g. an innovation
+    u (in) : score to monitor, any shape; standardise it first (e.g. an innovation
         divided by its standard deviation). NaN counts as 0.
-    score (out) : ``max(g⁺, g⁻)``, same shape as ``x``.
-    alarm (out) : ``score > h``, bool, same shape as ``x``.
+    score (out) : ``max(g⁺, g⁻)``, same shape and unit as ``u``.
+    alarm (out) : ``score > h``, bool, same shape as ``u``.
 
     Notes
     -----
     ::
 
-        g⁺_k = max(0, g⁺_{k-1} + x_k - k)
-        g⁻_k = max(0, g⁻_{k-1} - x_k - k)
+        g⁺_k = max(0, g⁺_{k-1} + u_k - k)
+        g⁻_k = max(0, g⁻_{k-1} - u_k - k)
         alarm_k = max(g⁺_k, g⁻_k) > h
 
     For a standard normal score, ``k = 0.5, h = 5`` gives about 930 ticks
@@ -109,15 +106,15 @@ class CUSUM(Block):
     --------
     >>> import twingraph as tg
     >>> g = tg.Graph("watch", dt=1.0)
-    >>> x = g.add(tg.Input("x", shape=(1,)))
+    >>> u = g.add(tg.Input("u", shape=(1,)))
     >>> cusum = g.add(CUSUM(k=0.5, h=2.0, name="cusum"))
-    >>> g.connect(x.out.value, cusum.inp.x)
-    >>> hist = tg.Simulator(g).run(inputs={"x": [[0.0], [1.5], [1.5], [1.0], [0.0], [-3.0]]})
+    >>> g.connect(u.out.value, cusum.inp.u)
+    >>> hist = tg.Simulator(g).run(inputs={"u": [[0.0], [1.5], [1.5], [1.0], [0.0], [-3.0]]})
     >>> hist["cusum.score"][:, 0], hist["cusum.alarm"][:, 0]
     (array([0. , 1. , 2. , 2.5, 0. , 2.5]), array([False, False, False,  True, False,  True]))
     """
 
-    inputs = {"x": Signal()}
+    inputs = {"u": Signal()}
     outputs = {"score": Signal(), "alarm": Signal(dtype="bool", unit="")}
 
     def __init__(self, k=0.5, h=5.0, restart="alarm", *, name=None):
@@ -126,13 +123,12 @@ class CUSUM(Block):
         self.h = h
         self.restart = restart
 
+    def check_params(self) -> None:
+        check_number(self, "k", low=0)
+        check_number(self, "h", low=0, low_open=True)
+        check_choice(self, "restart", RESTARTS)
+
     def output_signals(self, inputs):
-        if not self.k >= 0:
-            raise invalid_param(self, "k", ">= 0", self.k)
-        if not self.h > 0:
-            raise invalid_param(self, "h", "> 0", self.h)
-        if self.restart not in RESTARTS:
-            raise invalid_param(self, "restart", f"one of {list(RESTARTS)}", self.restart)
         signals = super().output_signals(inputs)
         return {"score": signals["score"], "alarm": Signal(shape=signals["score"].shape, dtype="bool", unit="")}
 
@@ -142,9 +138,9 @@ class CUSUM(Block):
         self.low_ = np.zeros(shape)
 
     def output(self, t, inp, out):
-        x = np.nan_to_num(inp.x)
-        self._high = np.maximum(0.0, self.high_ + x - self.k)  # the sums at tick k, kept for update()
-        self._low = np.maximum(0.0, self.low_ - x - self.k)
+        u = np.nan_to_num(inp.u)
+        self._high = np.maximum(0.0, self.high_ + u - self.k)  # the sums at tick k, kept for update()
+        self._low = np.maximum(0.0, self.low_ - u - self.k)
         np.maximum(self._high, self._low, out=out.score)
         np.greater(out.score, self.h, out=out.alarm)
 
@@ -163,9 +159,10 @@ class Threshold(Block):
     Parameters
     ----------
     upper : float
-        The alarm turns on when ``x > upper`` for ``min_duration`` consecutive ticks [unit of x].
+        The alarm turns on when ``u > upper`` for ``min_duration`` consecutive ticks [unit of u].
     lower : float or None
-        Once on, the alarm stays on while ``x > lower`` (hysteresis); ``None``: ``lower = upper``.
+        Once on, the alarm stays on while ``u > lower`` (hysteresis), ``lower <= upper``;
+        ``None``: ``lower = upper``.
     min_duration : int
         Consecutive ticks above ``upper`` before the alarm turns on, ≥ 1.
     name : str or None
@@ -173,29 +170,29 @@ class Threshold(Block):
 
     Ports
     -----
-    x (in) : any shape; NaN is never above a level.
-    alarm (out) : bool, same shape as ``x``.
+    u (in) : any shape; NaN is never above a level.
+    alarm (out) : bool, same shape as ``u``.
 
     Notes
     -----
     ::
 
-        n_k = n_{k-1} + 1 if x_k > upper else 0
-        on_k = x_k > lower if on_{k-1} else n_k >= min_duration
+        n_k = n_{k-1} + 1 if u_k > upper else 0
+        on_k = u_k > lower if on_{k-1} else n_k >= min_duration
 
     Examples
     --------
     >>> import twingraph as tg
     >>> g = tg.Graph("level", dt=1.0)
-    >>> x = g.add(tg.Input("x", shape=(1,)))
+    >>> u = g.add(tg.Input("u", shape=(1,)))
     >>> th = g.add(Threshold(upper=2.0, lower=1.0, min_duration=2, name="th"))
-    >>> g.connect(x.out.value, th.inp.x)
+    >>> g.connect(u.out.value, th.inp.u)
     >>> levels = [[3.0], [1.0], [3.0], [3.0], [1.5], [0.5], [3.0]]
-    >>> tg.Simulator(g).run(inputs={"x": levels})["th.alarm"][:, 0]
+    >>> tg.Simulator(g).run(inputs={"u": levels})["th.alarm"][:, 0]
     array([False, False, False,  True,  True, False, False])
     """
 
-    inputs = {"x": Signal()}
+    inputs = {"u": Signal()}
     outputs = {"alarm": Signal(dtype="bool", unit="")}
 
     def __init__(self, upper=1.0, lower=None, min_duration=1, *, name=None):
@@ -204,11 +201,15 @@ class Threshold(Block):
         self.lower = lower
         self.min_duration = min_duration
 
+    def check_params(self) -> None:
+        check_number(self, "upper")
+        if self.lower is not None:
+            check_number(self, "lower")
+            if not self.lower <= self.upper:
+                raise invalid_param(self, "lower", f"None or <= upper ({float(self.upper)})", float(self.lower))
+        check_number(self, "min_duration", low=1, integer=True, unit="ticks")
+
     def output_signals(self, inputs):
-        if self.lower is not None and not self.lower <= self.upper:
-            raise invalid_param(self, "lower", f"<= upper ({self.upper})", self.lower)
-        if not isinstance(self.min_duration, (int, np.integer)) or self.min_duration < 1:
-            raise invalid_param(self, "min_duration", "an int >= 1 [ticks]", self.min_duration)
         shape = super().output_signals(inputs)["alarm"].shape
         return {"alarm": Signal(shape=shape, dtype="bool", unit="")}
 
@@ -218,13 +219,13 @@ class Threshold(Block):
         self.count_ = np.zeros(shape, dtype=int)
         self.on_ = np.zeros(shape, dtype=bool)
 
-    def _step(self, x):
-        count = np.where(x > self.upper, self.count_ + 1, 0)
-        on = np.where(self.on_, x > self._lower, count >= self.min_duration)
+    def _step(self, u):
+        count = np.where(u > self.upper, self.count_ + 1, 0)
+        on = np.where(self.on_, u > self._lower, count >= self.min_duration)
         return count, on
 
     def output(self, t, inp, out):
-        out.alarm[...] = self._step(inp.x)[1]
+        out.alarm[...] = self._step(inp.u)[1]
 
     def update(self, t, inp):
-        self.count_[...], self.on_[...] = self._step(inp.x)
+        self.count_[...], self.on_[...] = self._step(inp.u)

@@ -2,7 +2,10 @@
 
 import numpy as np
 
-from twingraph import Block, Context, Signal
+from twingraph import Block, Context, Signal, units
+from twingraph.errors import check_array, check_number, check_unit
+
+from ..math import check_broadcast
 
 
 class UnitDelay(Block):
@@ -10,8 +13,9 @@ class UnitDelay(Block):
 
     Parameters
     ----------
-    initial : float or array_like
-        Output at the first tick, broadcast to the signal shape.
+    initial : float, bool or array_like
+        Output at the first tick, finite, broadcast to the signal shape, or one row per
+        asset ``(B, *shape)``.
 
     Ports
     -----
@@ -27,8 +31,18 @@ class UnitDelay(Block):
         super().__init__(name=name)
         self.initial = initial
 
+    def check_params(self) -> None:
+        check_array(self, "initial", kinds="biuf")
+
+    def output_signals(self, inputs):
+        self.check_params()
+        signals = super().output_signals(inputs)
+        check_broadcast(self, "initial", signals["y"].shape, per_asset=True)
+        return signals
+
     def reset(self, ctx: Context) -> None:
         signal = ctx.outputs["y"]
+        check_broadcast(self, "initial", signal.shape, per_asset=True, batch=ctx.batch)
         self.x_ = np.empty((ctx.batch, *signal.shape), dtype=signal.dtype)
         self.x_[...] = self.initial
 
@@ -45,11 +59,12 @@ class Integrator(Block):
     Parameters
     ----------
     k : float
-        Gain applied to the input.
+        Gain applied to the input, finite.
     initial : float or array_like
-        Initial state ``x_0``.
+        Initial state ``x_0``, finite, broadcast to the input shape, or one row per asset
+        ``(B, *shape)``.
     unit : str or None
-        Unit of the output (the input's unit times seconds, not inferred).
+        Unit of the output; ``None`` derives it: the input's unit times seconds (``m/s`` in, ``m`` out).
 
     Ports
     -----
@@ -71,10 +86,19 @@ class Integrator(Block):
         self.initial = initial
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_number(self, "k")
+        check_array(self, "initial")
+        check_unit(self)
+
     def output_signals(self, inputs):
-        return {"y": Signal(shape=inputs["u"].shape, unit=self.unit)}
+        self.check_params()
+        check_broadcast(self, "initial", inputs["u"].shape, per_asset=True)
+        derived = units.product([(inputs["u"].unit, 1), ("s", 1)])
+        return {"y": Signal(shape=inputs["u"].shape, unit=derived if self.unit is None else self.unit)}
 
     def reset(self, ctx: Context) -> None:
+        check_broadcast(self, "initial", ctx.outputs["y"].shape, per_asset=True, batch=ctx.batch)
         self.x_ = np.empty((ctx.batch, *ctx.outputs["y"].shape))
         self.x_[...] = self.initial
         self._gain = self.k * ctx.dt

@@ -4,8 +4,9 @@ import numpy as np
 from scipy.linalg import expm
 
 from twingraph import Context
+from twingraph.errors import check_choice, invalid_param
 
-from ..physics.ode import ODEModel, invalid_param
+from ..physics.ode import ODEModel
 from .filter import KalmanFilter
 
 JACOBIANS = ("auto", "analytic", "fd")
@@ -66,8 +67,8 @@ class EKF(KalmanFilter):
 
     Parameters
     ----------
-    model : ODEModel or None
-        The process model; ``None`` uses ``PumpLike()``.
+    model : ODEModel
+        The process model (``None`` until set: the graph does not validate without one).
     estimate : tuple of str
         Names of the model's ``parameters`` to estimate (augmented to the state).
     q : float or array_like
@@ -85,22 +86,23 @@ class EKF(KalmanFilter):
         The parameters start at the model's values.
     jacobian : {"auto", "analytic", "fd"}
         ``"analytic"`` discretises the model's :meth:`jacobian` (the parameter
-        columns still come from finite differences); ``"fd"`` uses central
-        finite differences of ``advance``; ``"auto"`` picks analytic when the
-        model supplies it.
+        columns still come from finite differences) and needs a model that
+        supplies one; ``"fd"`` uses central finite differences of ``advance``;
+        ``"auto"`` picks analytic when the model supplies it.
     name : str or None
         Block name.
 
     Ports
     -----
     u (in) : model input, shape ``(n_u,)``; absent when the model has no input.
-    y (in) : measurement, shape ``(n_y,)``; a NaN element is a missing measurement.
+    y (in) : measurement, shape ``(n_y,)``; a NaN element is a missing measurement,
+        ±inf stops the run with a SimulationError.
     x_hat (out) : filtered state ``x̂_{k|k}``, shape ``(n_x,)``.
     params (out) : filtered estimated parameters, shape ``(n_est,)``; absent when ``estimate`` is empty.
     P (out) : diagonal of the filtered covariance of ``[x, params]``, shape ``(n_x + n_est,)``.
     innovation (out) : ``ν = y - h(x̂⁻)``, shape ``(n_y,)``; 0 for missing elements.
     S (out) : diagonal of the innovation covariance, shape ``(n_y,)``.
-    normalized_innovation (out) : NIS ``νᵀ S⁻¹ ν``, shape ``()`` [-]; χ² with as many degrees
+    nis (out) : normalised innovation squared ``νᵀ S⁻¹ ν``, shape ``()`` [-]; χ² with as many degrees
         of freedom as measured elements when the filter is consistent.
 
     Notes
@@ -193,12 +195,11 @@ class EKF(KalmanFilter):
         self.jacobian = jacobian
 
     def check_params(self) -> None:
-        """Raise WiringError naming the first invalid param."""
         super().check_params()
-        if not np.all(np.asarray(self.r, dtype=float) > 0):
-            raise invalid_param(self, "r", "> 0 (a measurement variance)", self.r)
-        if self.jacobian not in JACOBIANS:
-            raise invalid_param(self, "jacobian", f"one of {list(JACOBIANS)}", self.jacobian)
+        check_choice(self, "jacobian", JACOBIANS)
+        if self.jacobian == "analytic" and type(self.model).jacobian is ODEModel.jacobian:
+            raise invalid_param(self, "jacobian", f"'auto' or 'fd' ({type(self.model).__name__} has no analytic "
+                                "Jacobian)", self.jacobian)
 
     def reset(self, ctx: Context) -> None:
         super().reset(ctx)
@@ -209,9 +210,10 @@ class EKF(KalmanFilter):
         self._z_post, self._P_post = self._z.copy(), self._P.copy()
         self._eye = np.eye(n_a)[:, :, None]
         x0, theta0, u0 = self.z_[:, :n_x], self._z[n_x:], np.zeros((batch, model.n_u))
-        self._analytic = self.jacobian == "analytic" or (
-            self.jacobian == "auto" and model.jacobian(x0, u0, 0.0, self._params(theta0)) is not None
-        )
+        self._analytic = self.jacobian != "fd" and model.jacobian(x0, u0, 0.0, self._params(theta0)) is not None
+        if self.jacobian == "analytic" and not self._analytic:  # a model whose jacobian returns None
+            raise invalid_param(self, "jacobian", f"'auto' or 'fd' ({type(model).__name__} '{model.name}' gives no "
+                                "analytic Jacobian)", self.jacobian)
         self._first_transition = n_x if self._analytic else 0  # F's columns from finite differences
         self._F = np.zeros((n_a, n_a, batch))  # ∂z⁻/∂z; the parameter rows stay [0 I]
         self._F[n_x:, n_x:] = self._eye[n_x:, n_x:]
@@ -265,7 +267,7 @@ class EKF(KalmanFilter):
         u = inp.u if self._has_input else self._no_input
         z, P = self._z, self._P
         y = inp.y.T  # (n_y, B)
-        measured = np.isfinite(y)
+        measured = self._measured(inp.y, t).T
         hz, H = self._differentiate(self._observe, z, u, 0)
         H *= measured[:, None]
         nu = np.subtract(y, hz, out=np.zeros_like(hz), where=measured)
@@ -284,7 +286,7 @@ class EKF(KalmanFilter):
             nis += nu_j**2 / s
         np.add(P, P.transpose(1, 0, 2), out=work)
         np.divide(work, 2, out=self._P_post)
-        self._publish(out, z.T, diagonal_view(self._P_post).T, nu.T, S.T, nis)
+        self._publish_gaussian(out, z.T, self._P_post.transpose(2, 0, 1), nu.T, S.T, nis)
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input

@@ -6,7 +6,7 @@ from twingraph import Block, Signal, WiringError
 
 
 class Residual(Block):
-    """The innovation divided by its standard deviation, and its chi-square statistic.
+    """The innovation divided by its standard deviation, and the sum of its squares (the NIS).
 
     The difference between what a filter measures and what it predicted,
     ``ν = y - ŷ⁻`` (the ``innovation`` port of :class:`~blocks.estimation.EKF`
@@ -26,22 +26,23 @@ class Residual(Block):
     S (in) : diagonal of the innovation covariance, shape ``(n_y,)`` [y unit²].
     residual (out) : ``ν / √S`` per element, shape ``(n_y,)`` [-]; NaN where ``S`` is
         not > 0 or either input is NaN.
-    chi2 (out) : ``Σ ν² / S`` over the elements, shape ``()`` [-]; NaN when any element is.
+    nis (out) : normalised innovation squared ``Σ ν² / S`` over the elements, shape ``()`` [-];
+        NaN when any element is.
 
     Notes
     -----
     ::
 
         r_i = ν_i / √S_ii
-        χ² = Σ_i r_i²
+        NIS = Σ_i r_i²
 
-    For a consistent filter ``r_i ~ N(0, 1)`` and ``χ²`` follows a chi-square law
-    with ``n_y`` degrees of freedom (mean ``n_y``). ``χ²`` uses the diagonal of
-    ``S`` only: it equals the filter's NIS ``νᵀ S⁻¹ ν`` when ``n_y = 1`` or the
+    For a consistent filter ``r_i ~ N(0, 1)`` and the NIS follows a chi-square law
+    with ``n_y`` degrees of freedom (mean ``n_y``). This NIS uses the diagonal
+    of ``S`` only: it equals the filter's ``nis``, ``νᵀ S⁻¹ ν``, when ``n_y = 1`` or the
     innovations are uncorrelated, and otherwise ignores their correlation.
 
     A missing measurement, published by the filters as ``ν = 0`` with
-    ``S = R``, gives ``r = 0`` and adds 0 to ``χ²``: no evidence either way.
+    ``S = R``, gives ``r = 0`` and adds 0 to the NIS: no evidence either way.
     ``S ≤ 0`` or NaN (a filter that lost its covariance) gives NaN, which
     the detectors in :mod:`blocks.anomaly` count as 0, rather than a warning
     or an infinite score; ``S = inf`` (no information) gives ``r = 0``.
@@ -57,13 +58,13 @@ class Residual(Block):
     >>> g.connect(s.out.value, res.inp.S)
     >>> out = tg.Simulator(g, batch=2).step(nu=[[2.0, -3.0, 0.0], [1.0, 1.0, 1.0]],
     ...                                     s=[[4.0, 9.0, 0.5], [1.0, 0.0, 1.0]])
-    >>> out["res.residual"], out["res.chi2"]
+    >>> out["res.residual"], out["res.nis"]
     (array([[ 1., -1.,  0.],
            [ 1., nan,  1.]]), array([ 2., nan]))
     """
 
     inputs = {"innovation": Signal(), "S": Signal()}
-    outputs = {"residual": Signal(unit=""), "chi2": Signal(shape=(), unit="")}
+    outputs = {"residual": Signal(unit=""), "nis": Signal(shape=(), unit="")}
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -76,11 +77,11 @@ class Residual(Block):
                 f"must have the same shape."
             )
         shape = nu.shape if nu.shape is not None else s.shape
-        return {"residual": Signal(shape=shape, unit=""), "chi2": Signal(shape=(), unit="")}
+        return {"residual": Signal(shape=shape, unit=""), "nis": Signal(shape=(), unit="")}
 
     def output(self, t, inp, out):
         nu, S = inp.innovation, inp.S
         with np.errstate(invalid="ignore"):  # S ≤ 0 or NaN, and inf / inf, give NaN quietly
             r = nu / np.sqrt(np.where(S > 0, S, np.nan))
         out.residual[...] = r
-        out.chi2[...] = np.square(r).reshape(len(r), -1).sum(axis=1)
+        out.nis[...] = np.square(r).reshape(len(r), -1).sum(axis=1)

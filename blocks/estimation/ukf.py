@@ -3,8 +3,9 @@
 import numpy as np
 
 from twingraph import Context, SimulationError
+from twingraph.errors import check_number, invalid_param
 
-from ..physics.ode import ODEModel, invalid_param
+from ..physics.ode import ODEModel
 from .filter import KalmanFilter
 
 
@@ -40,8 +41,8 @@ class UKF(KalmanFilter):
 
     Parameters
     ----------
-    model : ODEModel or None
-        The process model; ``None`` uses ``PumpLike()``.
+    model : ODEModel
+        The process model (``None`` until set: the graph does not validate without one).
     estimate : tuple of str
         Names of the model's ``parameters`` to estimate (augmented to the state).
     q : float or array_like
@@ -73,13 +74,14 @@ class UKF(KalmanFilter):
     Ports
     -----
     u (in) : model input, shape ``(n_u,)``; absent when the model has no input.
-    y (in) : measurement, shape ``(n_y,)``; a NaN element is a missing measurement.
+    y (in) : measurement, shape ``(n_y,)``; a NaN element is a missing measurement,
+        ±inf stops the run with a SimulationError.
     x_hat (out) : filtered state ``x̂_{k|k}``, shape ``(n_x,)``.
     params (out) : filtered estimated parameters, shape ``(n_est,)``; absent when ``estimate`` is empty.
     P (out) : diagonal of the filtered covariance of ``[x, params]``, shape ``(n_x + n_est,)``.
     innovation (out) : ``ν = y - ŷ⁻``, shape ``(n_y,)``; 0 for missing elements.
     S (out) : diagonal of the innovation covariance, shape ``(n_y,)``.
-    normalized_innovation (out) : NIS ``νᵀ S⁻¹ ν``, shape ``()`` [-]; χ² with as many degrees
+    nis (out) : normalised innovation squared ``νᵀ S⁻¹ ν``, shape ``()`` [-]; χ² with as many degrees
         of freedom as measured elements when the filter is consistent.
 
     Notes
@@ -152,6 +154,8 @@ class UKF(KalmanFilter):
     0.8
     """
 
+    positive = ("r", "p0", "p0_params")  # the sigma points need P and S positive definite
+
     def __init__(
         self,
         model: ODEModel | None = None,
@@ -174,19 +178,14 @@ class UKF(KalmanFilter):
         self.kappa = kappa
 
     def check_params(self) -> None:
-        """Raise WiringError naming the first invalid param."""
         super().check_params()
-        for param in ("r", "p0", "p0_params"):
-            if not np.all(np.asarray(getattr(self, param), dtype=float) > 0):
-                raise invalid_param(self, param, "> 0 (a variance; the sigma points need P and S positive definite)",
-                                    getattr(self, param))
-        if not (np.isfinite(self.alpha) and self.alpha > 0):
-            raise invalid_param(self, "alpha", "> 0", self.alpha)
-        if not (np.isfinite(self.beta) and self.beta >= 0):
-            raise invalid_param(self, "beta", ">= 0", self.beta)
-        n = self.process.n_x + len(self.estimate)
-        if not (np.isfinite(self.kappa) and n + self.kappa > 0):
-            raise invalid_param(self, "kappa", f"> -n = {-n} (n states and estimated parameters)", self.kappa)
+        check_number(self, "alpha", low=0, low_open=True)
+        check_number(self, "beta", low=0)
+        check_number(self, "kappa")
+        n = self.model.n_x + len(self.estimate)
+        if not n + self.kappa > 0:
+            raise invalid_param(self, "kappa", f"> -{n} (n + kappa > 0 for n = {n} states and estimated parameters)",
+                                self.kappa)
 
     def reset(self, ctx: Context) -> None:
         super().reset(ctx)
@@ -245,7 +244,7 @@ class UKF(KalmanFilter):
     def output(self, t, inp, out):
         u = inp.u if self._has_input else self._no_input
         z, P, R = self.z_, self.P_, self._R
-        measured = np.isfinite(inp.y)
+        measured = self._measured(inp.y, t)
         chi = self._sigma_points(z, P, t, "prior")
         y_hat, dY = self._moments(self._observe(chi, u))
         dY = dY * measured  # a missing element: no spread, so S_ii = R_ii and K's column is 0
@@ -259,7 +258,7 @@ class UKF(KalmanFilter):
         self._z_post = z
         self._P_post = (P + P.transpose(0, 2, 1)) / 2
         nis = np.einsum("bi,bi->b", nu, S_inv_nu)
-        self._publish(out, z, np.diagonal(self._P_post, axis1=1, axis2=2), nu, np.diagonal(S, axis1=1, axis2=2), nis)
+        self._publish_gaussian(out, z, self._P_post, nu, np.diagonal(S, axis1=1, axis2=2), nis)
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input

@@ -3,11 +3,31 @@
 import numpy as np
 
 from twingraph import Block, Context, Signal
+from twingraph.errors import check_choice, check_number, invalid_param
 
-from ..physics.ode import invalid_param
+from .prognosis import (
+    MonteCarloRUL,
+    Prognosis,
+    predict_rul,
+    predict_rul_unscented,
+    samples_from_gaussian,
+    samples_from_particles,
+    summarize,
+)
 from .residual_health import ResidualHealth
 
-__all__ = ["RUL", "ParameterHealth", "ResidualHealth"]
+__all__ = [
+    "RUL",
+    "MonteCarloRUL",
+    "ParameterHealth",
+    "Prognosis",
+    "ResidualHealth",
+    "predict_rul",
+    "predict_rul_unscented",
+    "samples_from_gaussian",
+    "samples_from_particles",
+    "summarize",
+]
 
 
 class ParameterHealth(Block):
@@ -18,9 +38,10 @@ class ParameterHealth(Block):
     param : str
         Name of the monitored parameter (e.g. ``"efficiency"``).
     nominal : float
-        Its value when new [param unit]; health 1.
+        Its value when new [param unit], finite; health 1.
     failed : float
-        Its value at failure [param unit]; health 0. May be above or below ``nominal``.
+        Its value at failure [param unit], finite, not ``nominal``; health 0. May be above or
+        below ``nominal``.
     estimated : tuple of str or None
         Names of the elements of the ``params`` port in order, as given to the
         EKF's ``estimate``; ``None``: the port holds ``param`` alone.
@@ -57,17 +78,24 @@ class ParameterHealth(Block):
         self.estimated = estimated
 
     def _names(self) -> tuple[str, ...]:
-        names = (self.param,) if self.estimated is None else tuple(self.estimated)
-        if self.param not in names:
-            raise invalid_param(self, "estimated", f"a tuple of names holding '{self.param}'", self.estimated)
-        return names
+        return (self.param,) if self.estimated is None else tuple(self.estimated)
+
+    def check_params(self) -> None:
+        if not isinstance(self.param, str):
+            raise invalid_param(self, "param", "a parameter name (str)", self.param)
+        check_number(self, "nominal")
+        check_number(self, "failed")
+        if not self.nominal != self.failed:
+            raise invalid_param(self, "failed", f"different from nominal ({float(self.nominal)})", float(self.failed))
+        names_ok = isinstance(self.estimated, (tuple, list)) and all(isinstance(n, str) for n in self.estimated)
+        if self.estimated is not None and not (names_ok and self.param in self.estimated):
+            raise invalid_param(self, "estimated", f"None or a tuple of names holding '{self.param}'", self.estimated)
 
     def input_signals(self):
+        self.check_params()
         return {"params": Signal(shape=(len(self._names()),))}
 
     def output_signals(self, inputs):
-        if not self.nominal != self.failed:
-            raise invalid_param(self, "failed", f"different from nominal ({self.nominal})", self.failed)
         return dict(self.outputs)
 
     def reset(self, ctx: Context) -> None:
@@ -110,7 +138,7 @@ class RUL(Block):
     window : int
         Number of most recent ticks fitted, ≥ 3.
     threshold : float
-        Health indicator at failure [-], < 1.
+        Health indicator at failure [-], finite, < 1.
     model : {"linear", "exponential", "best"}
         Degradation law fitted: ``hi = a + b τ``, ``hi = 1 - exp(a + b τ)``, or per
         asset the one with the smaller squared error in ``hi``.
@@ -118,15 +146,31 @@ class RUL(Block):
         Coverage of the band ``[rul_lower, rul_upper]``, in (0, 1).
     min_samples : int
         Samples needed before a first estimate (``inf`` until then), 3 ≤ min_samples ≤ window.
+    horizon : float
+        Longest RUL reported [unit], > 0; a crossing farther ahead is reported as ``inf``.
+        The default ``inf`` sets no limit.
+    unit : str
+        The graph's time unit, in which the RUL is given: ``"s"`` for a graph stepped
+        in seconds, ``"cycle"`` for one stepped once per operating cycle.
+    armed : bool
+        Wait for an ``alarm`` (a fault detector's) and fit only the samples from it on.
     name : str or None
         Block name.
 
     Ports
     -----
     hi (in) : health indicator, shape ``()`` [-]; NaN samples are skipped.
-    rul (out) : remaining useful life [s], shape ``()``; ``inf`` when the trend does
-        not reach the threshold, 0 once it is reached.
-    rul_lower, rul_upper (out) : the band [s], shape ``()``.
+    alarm (in) : bool, shape ``()``; only with ``armed=True``. Before an asset's first alarm
+        its outputs are ``inf``; at it, the window is emptied, so that the fit holds only
+        samples from the alarm tick on (the alarm latches).
+    rul (out) : remaining useful life [unit], shape ``()``. It is
+        0 once the fitted indicator has reached the threshold, and ``inf`` (never a
+        large finite number) when no failure is predicted: before ``min_samples``
+        samples, when the fitted slope is not toward the threshold by more than
+        ``z`` of its standard deviations (a flat or rising indicator, or a slope that
+        is only noise), or when the crossing lies beyond ``horizon``.
+    rul_lower, rul_upper (out) : the band [unit], shape ``()``; both ``inf`` when ``rul`` is,
+        and ``rul_upper`` is ``inf`` when it lies beyond ``horizon``.
 
     Notes
     -----
@@ -138,6 +182,17 @@ class RUL(Block):
 
         var τ* = (var a + τ*² var b + 2 τ* cov(a, b)) / b²
         band = τ* ± z σ_τ*,  z = Φ⁻¹((1 + confidence) / 2),  lower clipped at 0
+
+    A crossing is predicted only when the slope points toward the threshold
+    with the band's confidence, ``s b > z √(var b)`` (``s`` the sign of
+    approach): on a flat indicator with white noise, about ``(1 - confidence) / 2``
+    of the fits pass by chance, and their crossings lie far ahead, which is what
+    ``horizon`` is for.
+
+    After a step fault the window holds the step for a window length, and a
+    line fitted across it is far too steep; arming the block with the fault
+    detector's alarm restarts the window at the fault (the detection →
+    prognosis hand-off), at the cost of ``min_samples`` ticks without an estimate.
 
     Examples
     --------
@@ -157,26 +212,46 @@ class RUL(Block):
     outputs = {"rul": Signal(shape=(), unit="s"), "rul_lower": Signal(shape=(), unit="s"),
                "rul_upper": Signal(shape=(), unit="s")}
 
-    def __init__(self, window=100, threshold=0.0, model="linear", confidence=0.95, min_samples=10, *, name=None):
+    def __init__(
+        self,
+        window=100,
+        threshold=0.0,
+        model="linear",
+        confidence=0.95,
+        min_samples=10,
+        horizon=np.inf,
+        unit="s",
+        armed=False,
+        *,
+        name=None,
+    ):
         super().__init__(name=name)
         self.window = window
         self.threshold = threshold
         self.model = model
         self.confidence = confidence
         self.min_samples = min_samples
+        self.horizon = horizon
+        self.unit = unit
+        self.armed = armed
+
+    def check_params(self) -> None:
+        check_number(self, "window", low=3, integer=True, unit="ticks")
+        check_number(self, "threshold", high=1, high_open=True)
+        check_choice(self, "model", MODELS)
+        check_number(self, "confidence", 0, 1, low_open=True, high_open=True)
+        check_number(self, "min_samples", 3, self.window, integer=True, unit="ticks")
+        check_number(self, "horizon", low=0, low_open=True, finite=False)
+        if not (isinstance(self.unit, str) and self.unit):
+            raise invalid_param(self, "unit", "a time unit such as 's' or 'cycle'", self.unit)
+        if not isinstance(self.armed, bool):
+            raise invalid_param(self, "armed", "True or False", self.armed)
+
+    def input_signals(self):
+        return {**self.inputs, "alarm": Signal(shape=(), dtype="bool")} if self.armed else dict(self.inputs)
 
     def output_signals(self, inputs):
-        if not isinstance(self.window, (int, np.integer)) or self.window < 3:
-            raise invalid_param(self, "window", "an int >= 3 [ticks]", self.window)
-        if not self.threshold < 1:
-            raise invalid_param(self, "threshold", "< 1", self.threshold)
-        if self.model not in MODELS:
-            raise invalid_param(self, "model", f"one of {list(MODELS)}", self.model)
-        if not 0 < self.confidence < 1:
-            raise invalid_param(self, "confidence", "in (0, 1)", self.confidence)
-        if not isinstance(self.min_samples, (int, np.integer)) or not 3 <= self.min_samples <= self.window:
-            raise invalid_param(self, "min_samples", f"an int in [3, window={self.window}]", self.min_samples)
-        return dict(self.outputs)
+        return {port: Signal(shape=(), unit=self.unit) for port in self.outputs}
 
     def reset(self, ctx: Context) -> None:
         from scipy.stats import norm
@@ -184,20 +259,27 @@ class RUL(Block):
         self._z = float(norm.ppf((1 + self.confidence) / 2))
         self._tau = -ctx.dt * np.arange(self.window)[::-1]
         self.hi_ = np.full((ctx.batch, self.window), np.nan)  # oldest first
+        self.armed_ = np.full(ctx.batch, not self.armed)  # armed assets: past their first alarm
 
     def _crossing(self, g, w, target, toward):
-        """Time to reach ``target`` along the fitted line and its band; ``toward`` is the sign of approach."""
+        """Time to reach ``target`` along the fitted line, and its sd; ``toward`` is the sign of approach."""
         a, b, var_a, var_b, cov_ab = fit_line(g, w, self._tau)
         tau = (target - a) / b
         sd = np.sqrt(np.maximum(var_a + tau**2 * var_b + 2 * tau * cov_ab, 0.0)) / np.abs(b)
         reached = toward * (a - target) >= 0
-        approaching = toward * b > 0
+        approaching = toward * b > self._z * np.sqrt(var_b)  # a slope within z sd of flat is noise
         tau = np.where(reached, 0.0, np.where(approaching & np.isfinite(tau), tau, np.inf))
         sd = np.where(np.isfinite(tau) & np.isfinite(sd), sd, 0.0)
         return tau, sd, a, b
 
+    def _first_alarm(self, inp) -> np.ndarray:
+        """The assets whose first alarm is this tick."""
+        return inp.alarm & ~self.armed_ if self.armed else np.zeros_like(self.armed_)
+
     def output(self, t, inp, out):
         recent = np.concatenate([self.hi_[:, 1:], inp.hi[:, None]], axis=1)
+        first = self._first_alarm(inp)
+        recent[first, :-1] = np.nan  # the window restarts at the alarm
         w = np.isfinite(recent).astype(float)
         h = np.nan_to_num(recent)
         enough = w.sum(1) >= self.min_samples
@@ -217,11 +299,16 @@ class RUL(Block):
                 tau, sd = (np.where(pick, e, l) for e, l in zip(fits["exponential"][:2], fits["linear"][:2]))
             else:
                 tau, sd, _ = fits[self.model]
-            tau = np.where(enough & ~np.isnan(tau), tau, np.inf)
+            live = enough & (self.armed_ | first) & (tau <= self.horizon)
+            tau = np.where(live, tau, np.inf)  # NaN is no prediction either
+            upper = tau + self._z * sd
             out.rul[...] = tau
             out.rul_lower[...] = np.maximum(tau - self._z * sd, 0.0)
-            out.rul_upper[...] = tau + self._z * sd
+            out.rul_upper[...] = np.where(upper <= self.horizon, upper, np.inf)
 
     def update(self, t, inp):
+        first = self._first_alarm(inp)
+        self.hi_[first] = np.nan
+        self.armed_ |= first
         self.hi_[:, :-1] = self.hi_[:, 1:]
         self.hi_[:, -1] = inp.hi

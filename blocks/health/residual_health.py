@@ -3,8 +3,7 @@
 import numpy as np
 
 from twingraph import Block, Context, Signal
-
-from ..physics.ode import invalid_param
+from twingraph.errors import check_number, invalid_param
 
 
 class ResidualHealth(Block):
@@ -81,15 +80,15 @@ class ResidualHealth(Block):
         self.failed = failed
         self.min_samples = min_samples
 
+    def check_params(self) -> None:
+        check_number(self, "window", low=1, integer=True, unit="ticks")
+        check_number(self, "nominal", low=0)
+        check_number(self, "failed")
+        if not self.failed > self.nominal:
+            raise invalid_param(self, "failed", f"> nominal ({float(self.nominal)})", float(self.failed))
+        check_number(self, "min_samples", low=1, integer=True)
+
     def output_signals(self, inputs):
-        if not isinstance(self.window, (int, np.integer)) or self.window < 1:
-            raise invalid_param(self, "window", "an int >= 1 [ticks]", self.window)
-        if not (np.isfinite(self.nominal) and self.nominal >= 0):
-            raise invalid_param(self, "nominal", ">= 0 (a variance ratio)", self.nominal)
-        if not (np.isfinite(self.failed) and self.failed > self.nominal):
-            raise invalid_param(self, "failed", f"> nominal ({self.nominal})", self.failed)
-        if not isinstance(self.min_samples, (int, np.integer)) or self.min_samples < 1:
-            raise invalid_param(self, "min_samples", "an int >= 1", self.min_samples)
         return dict(self.outputs)
 
     def reset(self, ctx: Context) -> None:

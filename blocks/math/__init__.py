@@ -2,15 +2,39 @@
 
 import numpy as np
 
-from twingraph import Block, Context, Signal, WiringError
+from twingraph import Block, Context, Signal, WiringError, units
+from twingraph.errors import check_array, check_number, check_unit, invalid_param
 
 
-def _check_ops(block: Block, param: str, text, allowed: str) -> None:
+def check_ops(block: Block, param: str, allowed: str) -> None:
+    """Raise ParamError unless param ``param`` of ``block`` is a non-empty string of ``allowed`` characters."""
+    text = getattr(block, param)
     if not isinstance(text, str) or not text or set(text) - set(allowed):
-        raise WiringError(
-            f"The '{param}' parameter of {type(block).__name__} '{block.name}' must be a non-empty string "
-            f"of {list(allowed)}. Got {text!r} instead."
-        )
+        raise invalid_param(block, param, f"a non-empty string of {list(allowed)}", text)
+
+
+def check_broadcast(block: Block, param: str, shape: tuple | None, per_asset: bool = False, batch=None) -> None:
+    """Raise ParamError unless param ``param`` of ``block`` broadcasts to signals of ``shape`` (None: not known).
+
+    ``per_asset``: the value may also hold one row per asset, shape ``(B, *shape)``;
+    ``B`` must be ``batch`` when given (at reset), and is free otherwise (at validate).
+    """
+    if shape is None:
+        return
+    value = getattr(block, param)
+    target = tuple(shape)
+    if per_asset and np.ndim(value) == len(target) + 1:
+        target = (np.shape(value)[0] if batch is None else batch, *target)
+    try:
+        fits = np.broadcast_shapes(np.shape(value), target) == target
+    except ValueError:
+        fits = False
+    if not fits:
+        expected = f"a value broadcastable to the signal shape {tuple(shape)}"
+        if per_asset:
+            rows = ", ".join(["B" if batch is None else str(batch), *map(str, shape)])
+            expected += f" or one row per asset, shape ({rows})"
+        raise invalid_param(block, param, expected, value)
 
 
 class Gain(Block):
@@ -19,9 +43,9 @@ class Gain(Block):
     Parameters
     ----------
     k : float or array_like
-        Gain, broadcast against the input shape.
+        Gain, finite, broadcast against the input shape.
     unit : str or None
-        Unit of the output; ``None`` keeps the input's unit.
+        Unit of the output; ``None`` keeps the input's unit, ``""`` is dimensionless.
 
     Ports
     -----
@@ -42,9 +66,15 @@ class Gain(Block):
         self.k = k
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_array(self, "k")
+        check_unit(self)
+
     def output_signals(self, inputs):
+        self.check_params()
         (signal,) = super().output_signals(inputs).values()
-        return {"y": Signal(shape=signal.shape, unit=self.unit or signal.unit)}
+        check_broadcast(self, "k", signal.shape)
+        return {"y": Signal(shape=signal.shape, unit=signal.unit if self.unit is None else self.unit)}
 
     def reset(self, ctx: Context) -> None:
         self._k = np.asarray(self.k, dtype=float)
@@ -79,12 +109,14 @@ class Sum(Block):
         super().__init__(name=name)
         self.signs = signs
 
+    def check_params(self) -> None:
+        check_ops(self, "signs", "+-")
+
     def input_signals(self):
-        _check_ops(self, "signs", self.signs, "+-")
+        self.check_params()
         return {f"u{i + 1}": Signal() for i in range(len(self.signs))}
 
     def reset(self, ctx: Context) -> None:
-        self._first = "u1"
         self._negate_first = self.signs[0] == "-"
         self._rest = [(np.add if s == "+" else np.subtract, f"u{i + 2}") for i, s in enumerate(self.signs[1:])]
 
@@ -106,7 +138,8 @@ class Product(Block):
     ops : str
         One ``*`` (multiply) or ``/`` (divide) per input ``u1``, ``u2``, ...
     unit : str or None
-        Unit of the output (units of a product are not inferred).
+        Unit of the output; ``None`` derives it from the inputs' units (``m`` over ``s`` is ``m/s``)
+        when all are known.
 
     Ports
     -----
@@ -119,15 +152,20 @@ class Product(Block):
         self.ops = ops
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_ops(self, "ops", "*/")
+        check_unit(self)
+
     def input_signals(self):
-        _check_ops(self, "ops", self.ops, "*/")
+        self.check_params()
         return {f"u{i + 1}": Signal() for i in range(len(self.ops))}
 
     def output_signals(self, inputs):
         shapes = {s.shape for s in inputs.values()} - {None}
         if len(shapes) > 1:
             raise WiringError(f"Product '{self.name}' needs inputs of one shape. Got {sorted(shapes)}.")
-        return {"y": Signal(shape=shapes.pop() if shapes else None, unit=self.unit)}
+        derived = units.product((inputs[f"u{i + 1}"].unit, 1 if o == "*" else -1) for i, o in enumerate(self.ops))
+        return {"y": Signal(shape=shapes.pop() if shapes else None, unit=derived if self.unit is None else self.unit)}
 
     def reset(self, ctx: Context) -> None:
         self._ops = [(np.multiply if o == "*" else np.divide, f"u{i + 1}") for i, o in enumerate(self.ops)]
@@ -145,7 +183,7 @@ class Saturation(Block):
     Parameters
     ----------
     lower, upper : float
-        Bounds, in the input's unit.
+        Bounds, in the input's unit, ``lower <= upper``; ``±inf`` leaves a side open.
 
     Ports
     -----
@@ -161,12 +199,11 @@ class Saturation(Block):
         self.lower = lower
         self.upper = upper
 
-    def reset(self, ctx: Context) -> None:
-        if not self.lower <= self.upper:
-            raise WiringError(
-                f"The 'lower' parameter of Saturation '{self.name}' must be <= 'upper'. "
-                f"Got lower={self.lower}, upper={self.upper} instead."
-            )
+    def check_params(self) -> None:
+        check_number(self, "lower", finite=False)
+        check_number(self, "upper", finite=False)
+        if not self.upper >= self.lower:
+            raise invalid_param(self, "upper", f">= lower ({float(self.lower)})", float(self.upper))
 
     def output(self, t, inp, out):
         np.clip(inp.u, self.lower, self.upper, out=out.y)

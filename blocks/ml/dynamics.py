@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from blocks.physics.ode import invalid_param
-from twingraph import Block, Signal, WiringError
+from twingraph import Block, Signal
+from twingraph.errors import check_array, check_number, invalid_param
 
-from .nets import ACTIVATIONS, TorchModel, default_dynamics_net, to_tensor, torch_module
+from .nets import TorchModel, check_architecture, default_dynamics_net, to_tensor, torch_module
 
 
 class NeuralDynamics(TorchModel, Block):
@@ -69,23 +69,21 @@ class NeuralDynamics(TorchModel, Block):
         return self.n_states
 
     def check_params(self) -> None:
-        for param in ("n_states", "n_inputs"):
-            value = getattr(self, param)
-            least = 1 if param == "n_states" else 0
-            if not isinstance(value, (int, np.integer)) or value < least:
-                raise invalid_param(self, param, f"an int >= {least}", value)
-        if not all(isinstance(h, (int, np.integer)) and h > 0 for h in self.hidden):
-            raise invalid_param(self, "hidden", "a sequence of layer widths > 0", self.hidden)
-        if self.activation not in ACTIVATIONS:
-            raise invalid_param(self, "activation", f"one of {list(ACTIVATIONS)}", self.activation)
-        if not (isinstance(self.dt, (int, float, np.floating)) and self.dt > 0):
-            raise invalid_param(self, "dt", "> 0 [s]", self.dt)
+        check_number(self, "n_states", low=1, integer=True)
+        check_number(self, "n_inputs", low=0, integer=True)
+        check_number(self, "dt", low=0, low_open=True, unit="s")
+        check_architecture(self)
+        x0 = check_array(self, "x0")
+        if x0.ndim > 2 or (x0.ndim and x0.shape[-1] not in (1, self.n_states)):
+            expected = f"a number, {self.n_states} values or one row per asset (B, {self.n_states})"
+            raise invalid_param(self, "x0", expected, self.x0)
 
     def build_network(self):
         self.check_params()
         return default_dynamics_net(self.n_states, self.n_inputs, tuple(self.hidden), self.activation, self.seed)
 
     def input_signals(self):
+        self.check_params()
         return {"u": Signal(shape=(self.n_inputs,))} if self.n_inputs else {}
 
     def output_signals(self, inputs):
@@ -117,10 +115,9 @@ class NeuralDynamics(TorchModel, Block):
         return np.stack(out)
 
     def reset(self, ctx):
-        self.check_params()
         if not np.isclose(ctx.dt, self.dt, rtol=1e-9, atol=0.0):
-            raise WiringError(f"NeuralDynamics '{self.name}' steps by dt = {self.dt:g} s (the step it was trained "
-                              f"for); the graph ticks at dt = {ctx.dt:g} s.")
+            raise invalid_param(self, "dt", f"the graph's dt, {ctx.dt:g} s (the model steps by the dt it was "
+                                "trained for)", self.dt)
         try:
             self.x_ = np.broadcast_to(np.asarray(self.x0, dtype=float), (ctx.batch, self.n_states)).copy()
         except ValueError:

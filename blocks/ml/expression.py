@@ -1,19 +1,19 @@
 """Formulas as text: a safe parser, a NumPy evaluator and symbolic derivatives.
 
 A learned formula is saved as text (``"-3.998*x - 0.4003*v + u0"``) and read
-back by :func:`parse`, a hand-written recursive-descent parser: it builds a
-small tree of :class:`Expression` nodes and never hands text to ``eval``,
-``exec`` or ``compile``. A function is called only when its name is in
-:data:`FUNCTIONS`; anything else in the text is an :class:`ExpressionError`.
+back by :func:`parse`: Python's own parser (:func:`ast.parse`) reads the
+text, and a whitelist walk turns its tree into :class:`Expression` nodes. No
+text is handed to ``eval``, ``exec`` or ``compile``; a function is called
+only when its name is in :data:`FUNCTIONS`; anything else in the text is an
+:class:`ExpressionError` naming its position.
 
-Grammar (``^`` and ``**`` are the same right-associative power; unary minus
-binds tighter than ``*`` and looser than ``^``, as in Python)::
+The grammar is Python's arithmetic on numbers and names::
 
-    expression := term (("+" | "-") term)*
-    term       := unary (("*" | "/") unary)*
-    unary      := ("-" | "+") unary | power
-    power      := atom (("^" | "**") unary)?
-    atom       := number | name | name "(" expression ("," expression)* ")" | "(" expression ")"
+    + - * /          as in Python
+    ^ or **          power, right-associative; -x^2 is -(x^2), 2^-1 is 0.5
+    -a, +a           signs, binding tighter than * and looser than ^
+    f(a, ...)        a call of a function of FUNCTIONS
+    ( )              grouping
 
 Numbers are decimal (``2``, ``0.5``, ``.5``, ``1e-3``); names are ASCII
 identifiers. :data:`FUNCTIONS` holds ``sin cos tan exp log sqrt abs tanh``
@@ -23,24 +23,27 @@ with NumPy's meaning, and gplearn's function set under gplearn's names:
 program reads back with the values gplearn computed.
 """
 
+import ast
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from twingraph import TwinGraphError
+from twingraph.errors import quote
 
-MAX_NESTING = 50  # parentheses, calls, signs and powers inside one another while parsing
+MAX_LENGTH = 10_000  # characters of one formula
+MAX_NESTING = 50  # parentheses inside one another
 MAX_DEPTH = 200  # levels of the formula tree; deeper text is an ExpressionError, never a RecursionError
 PROTECTED = 0.001  # gplearn's threshold of its protected division and inverse
 
-TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|[-+*/^(),]))",
-    re.ASCII,
-)
+NOT_IN_GRAMMAR = re.compile(r"[^A-Za-z0-9_.+\-*/^(),\s]", re.ASCII)  # checked before Python's parser sees the text
+SPACE = re.compile(r"\s", re.ASCII)  # whitespace and line breaks, read as spaces
+NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+WORD = re.compile(r"[A-Za-z0-9_.]+|\*\*|.", re.ASCII | re.DOTALL)  # the token quoted in a syntax error
 
 
 class ExpressionError(TwinGraphError, ValueError):
@@ -345,136 +348,91 @@ DERIVATIVES: dict[str, Callable[[Sequence[Expression], list[Expression]], Expres
 kinks or protected branches, and a model using them falls back to finite differences."""
 
 
-class _Parser:
-    """Recursive descent over the tokens of one formula (see the module docstring for the grammar)."""
+BINARY_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^"}
+
+
+class _Reader:
+    """Reads one formula: its characters and parentheses, then Python's parse tree through a whitelist."""
 
     def __init__(self, text: str, variables: frozenset[str] | None) -> None:
         self.text = text
         self.variables = variables
-        self.tokens = self._tokenize(text)
-        self.i = 0
-        self.depth = 0
-
-    def _tokenize(self, text: str) -> list[tuple[str, str, int]]:
-        tokens, position = [], 0
-        while position < len(text):
-            match = TOKEN.match(text, position)
-            if match is None:
-                rest = text[position:].lstrip()
-                if not rest:
-                    break
-                where = len(text) - len(rest)
-                raise self.error(f"unexpected character {rest[0]!r} at position {where}")
-            kind = match.lastgroup
-            tokens.append((kind, match.group(kind), match.start(kind)))
-            position = match.end()
-        tokens.append(("end", "", len(text)))
-        return tokens
+        lead = len(text) - len(text.lstrip())  # Python reads leading spaces as an indent
+        self.source = SPACE.sub(" ", text[lead:]).replace("^", "**")  # ^ is the power; one line for ast
+        self.origin = [i for i in range(lead, len(text)) for _ in range(2 if text[i] == "^" else 1)] + [len(text)]
 
     def error(self, message: str) -> ExpressionError:
         shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
         return ExpressionError(f"Cannot parse the formula {shown!r}: {message}.")
 
-    def peek(self) -> tuple[str, str, int]:
-        return self.tokens[self.i]
-
-    def take(self, value: str | None = None) -> tuple[str, str, int]:
-        token = self.tokens[self.i]
-        if value is not None and token[1] != value:
-            raise self.error(f"expected {value!r} at position {token[2]}, found {self._describe(token)}")
-        self.i += 1
-        return token
-
-    @staticmethod
-    def _describe(token: tuple[str, str, int]) -> str:
-        return "the end" if token[0] == "end" else repr(token[1])
-
-    def parse(self) -> Expression:
-        if self.peek()[0] == "end":
+    def read(self) -> Expression:
+        bad = NOT_IN_GRAMMAR.search(self.text)
+        if bad:
+            raise self.error(f"unexpected character {bad.group()!r} at position {bad.start()}")
+        if not self.text.strip():
             raise self.error("it is empty")
-        node = self.expression()
-        token = self.peek()
-        if token[0] != "end":
-            raise self.error(f"unexpected {self._describe(token)} at position {token[2]}")
-        return node
-
-    def nested(self, rule: Callable[[], Expression]) -> Expression:
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise self.error(f"it is nested more than {MAX_NESTING} levels deep")
+        if len(self.text) > MAX_LENGTH:
+            raise self.error(f"it is longer than {MAX_LENGTH} characters")
+        level = 0
+        for position, c in enumerate(self.text):
+            level += {"(": 1, ")": -1}.get(c, 0)
+            if level > MAX_NESTING:
+                raise self.error(f"it is nested more than {MAX_NESTING} levels deep")
+            if level < 0:
+                raise self.error(f"unmatched ')' at position {position}")
+        if level:
+            raise self.error(f"expected ')' at position {len(self.text)}, found the end")
         try:
-            return rule()
-        finally:
-            self.depth -= 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)  # "1or x": refused below, no need to warn
+                tree = ast.parse(self.source, mode="eval")
+        except SyntaxError as exc:
+            at = (exc.offset or 0) - 1
+            if not 0 <= at < len(self.source):
+                raise self.error(f"{exc.msg} at position {len(self.text)}, found the end") from None
+            found = WORD.match(self.text, self.origin[at]).group()
+            raise self.error(f"{exc.msg} at position {self.origin[at]}, found {found!r}") from None
+        except (MemoryError, RecursionError):  # how Python's parser refuses deep nesting
+            raise self.error(f"its tree is more than {MAX_DEPTH} levels deep") from None
+        return self.build(tree.body, 1)
 
-    def expression(self) -> Expression:
-        node = self.term()
-        while self.peek()[1] in ("+", "-"):
-            op = self.take()[1]
-            node = BinOp(op, node, self.term())
-        return node
-
-    def term(self) -> Expression:
-        node = self.unary()
-        while self.peek()[1] in ("*", "/"):
-            op = self.take()[1]
-            node = BinOp(op, node, self.unary())
-        return node
-
-    def unary(self) -> Expression:
-        value = self.peek()[1]
-        if value in ("-", "+"):
-            self.take()
-            operand = self.nested(self.unary)
-            if value == "+":
-                return operand
-            return Number(-operand.value) if isinstance(operand, Number) else Negate(operand)
-        return self.power()
-
-    def power(self) -> Expression:
-        base = self.atom()
-        if self.peek()[1] in ("^", "**"):
-            self.take()
-            return BinOp("^", base, self.nested(self.unary))
-        return base
-
-    def atom(self) -> Expression:
-        kind, value, position = self.take()
-        if kind == "number":
-            number = float(value)
-            if not math.isfinite(number):
-                raise self.error(f"the number {value} at position {position} is not finite")
-            return Number(number)
-        if kind == "name":
-            if self.peek()[1] == "(":
-                return self.call(value, position)
-            if value in FUNCTIONS:
-                raise self.error(f"the function '{value}' at position {position} must be called, e.g. {value}(x)")
-            if self.variables is not None and value not in self.variables:
-                raise self.error(f"unknown name '{value}' at position {position}; the variables are "
+    def build(self, node: ast.expr, level: int) -> Expression:
+        if level > MAX_DEPTH:
+            raise self.error(f"its tree is more than {MAX_DEPTH} levels deep")
+        at = self.origin[node.col_offset]
+        if isinstance(node, ast.Constant) and NUMBER.fullmatch(text := self.segment(node)):
+            if not math.isfinite(float(text)):
+                raise self.error(f"the number {text} at position {at} is not finite")
+            return Number(float(text))
+        if isinstance(node, ast.Name):
+            if node.id in FUNCTIONS:
+                raise self.error(f"the function '{node.id}' at position {at} must be called, e.g. {node.id}(x)")
+            if self.variables is not None and node.id not in self.variables:
+                raise self.error(f"unknown name '{node.id}' at position {at}; the variables are "
                                  f"{sorted(self.variables)}")
-            return Name(value)
-        if value == "(":
-            node = self.nested(self.expression)
-            self.take(")")
-            return node
-        raise self.error(f"expected a number, a name, '(' or '-' at position {position}, found "
-                         f"{self._describe((kind, value, position))}")
+            return Name(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+            operand = self.build(node.operand, level + 1)
+            return operand if isinstance(node.op, ast.UAdd) else negate(operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in BINARY_OPERATORS:
+            left, right = self.build(node.left, level + 1), self.build(node.right, level + 1)
+            return BinOp(BINARY_OPERATORS[type(node.op)], left, right)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            func = node.func.id
+            if func not in FUNCTIONS:
+                raise self.error(f"unknown function '{func}' at position {at}; the functions are {sorted(FUNCTIONS)}")
+            arity = FUNCTIONS[func][0]
+            if len(node.args) != arity:
+                raise self.error(f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, given {len(node.args)}")
+            return Call(func, tuple(self.build(arg, level + 1) for arg in node.args))
+        text = self.segment(node)
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise self.error(f"{shown!r} at position {at} is not a number, a name, an operation (+ - * / ^ **) "
+                         f"or a call of a function")
 
-    def call(self, func: str, position: int) -> Expression:
-        if func not in FUNCTIONS:
-            raise self.error(f"unknown function '{func}' at position {position}; the functions are "
-                             f"{sorted(FUNCTIONS)}")
-        self.take("(")
-        args = [self.nested(self.expression)]
-        while self.peek()[1] == ",":
-            self.take()
-            args.append(self.nested(self.expression))
-        self.take(")")
-        arity = FUNCTIONS[func][0]
-        if len(args) != arity:
-            raise self.error(f"'{func}' takes {arity} argument{'s' if arity > 1 else ''}, given {len(args)}")
-        return Call(func, tuple(args))
+    def segment(self, node: ast.expr) -> str:
+        """The text of ``node`` as given (``^`` where the text has it)."""
+        return self.text[self.origin[node.col_offset] : self.origin[node.end_col_offset]]
 
 
 def parse(text: str, variables: Sequence[str] | None = None) -> Expression:
@@ -499,20 +457,5 @@ def parse(text: str, variables: Sequence[str] | None = None) -> Expression:
     Cannot parse the formula "__import__('os')": unexpected character "'" at position 11.
     """
     if not isinstance(text, str):
-        raise ExpressionError(f"A formula must be a str. Got {type(text).__name__} {text!r} instead.")
-    allowed = None if variables is None else frozenset(variables)
-    parser = _Parser(text, allowed)
-    node = parser.parse()
-    if depth(node) > MAX_DEPTH:
-        raise parser.error(f"its tree is more than {MAX_DEPTH} levels deep")
-    return node
-
-
-def depth(node: Expression) -> int:
-    """Levels of the formula tree (a number or a name: 1), counted without recursion."""
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in node.children)
-    return deepest
+        raise ExpressionError(f"A formula must be a str. Got {type(text).__name__} {quote(text)}.")
+    return _Reader(text, None if variables is None else frozenset(variables)).read()

@@ -14,11 +14,13 @@ are the block's learned arrays (:meth:`TorchModel.weights`).
 
 from collections.abc import Sequence
 from itertools import pairwise
+from numbers import Integral
 
 import numpy as np
 
 from twingraph import WiringError
 from twingraph._optional import require
+from twingraph.errors import check_choice, check_number, invalid_param, is_number
 
 ACTIVATIONS = ("tanh", "relu", "silu", "gelu", "softplus", "elu")
 
@@ -55,6 +57,27 @@ def mlp(n_in: int, n_out: int, hidden: Sequence[int] = (64, 64), activation: str
             layers[-1].weight.zero_()
             layers[-1].bias.zero_()
     return net
+
+
+def check_architecture(block) -> None:
+    """Raise ParamError unless the params ``hidden``, ``activation`` and ``seed`` of ``block`` describe an MLP.
+
+    Examples
+    --------
+    >>> from blocks.ml import NeuralODE
+    >>> from twingraph import ParamError
+    >>> try:
+    ...     check_architecture(NeuralODE(hidden=(8, 0), name="node"))
+    ... except ParamError as error:
+    ...     print(error)
+    The 'hidden' parameter of NeuralODE 'node' must be a sequence of layer widths, ints >= 1. Got (8, 0).
+    """
+    hidden = block.hidden
+    if not isinstance(hidden, (tuple, list)) or not all(is_number(h) and isinstance(h, Integral) and h >= 1
+                                                         for h in hidden):
+        raise invalid_param(block, "hidden", "a sequence of layer widths, ints >= 1", hidden)
+    check_choice(block, "activation", ACTIVATIONS)
+    check_number(block, "seed", low=0, integer=True)
 
 
 def default_dynamics_net(state_dim: int, input_dim: int, hidden: Sequence[int] = (64, 64),

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from blocks.physics.ode import ODEModel, invalid_param
+from blocks.physics.ode import ODEModel
+from twingraph.errors import check_number, invalid_param
 
-from .nets import ACTIVATIONS, TorchModel, mlp, to_tensor, torch_module
+from .nets import TorchModel, check_architecture, mlp, to_tensor, torch_module
 
 
 class NeuralODE(TorchModel, ODEModel):
@@ -90,15 +91,14 @@ class NeuralODE(TorchModel, ODEModel):
         return mlp(self.net_inputs, self.n_x, tuple(self.hidden), self.activation, self.seed)
 
     def check_params(self) -> None:
+        states = self.states
+        if not isinstance(states, (tuple, list)) or not states or not all(isinstance(s, str) for s in states):
+            raise invalid_param(self, "states", "a non-empty sequence of state names", states)
         super().check_params()
-        if isinstance(self.states, str) or not self.states or not all(isinstance(s, str) for s in self.states):
-            raise invalid_param(self, "states", "a non-empty sequence of state names", self.states)
-        if not isinstance(self.n_inputs, (int, np.integer)) or self.n_inputs < 0:
-            raise invalid_param(self, "n_inputs", "an int >= 0", self.n_inputs)
-        if not all(isinstance(h, (int, np.integer)) and h > 0 for h in self.hidden):
-            raise invalid_param(self, "hidden", "a sequence of layer widths > 0", self.hidden)
-        if self.activation not in ACTIVATIONS:
-            raise invalid_param(self, "activation", f"one of {list(ACTIVATIONS)}", self.activation)
+        check_number(self, "n_inputs", low=0, integer=True)
+        check_architecture(self)
+        if not isinstance(self.time_input, (bool, np.bool_)):
+            raise invalid_param(self, "time_input", "True or False", self.time_input)
 
     def rhs(self, x, u, t):
         """``ẋ = net(x, u, t)`` on torch tensors: ``x (B, n_x)``, ``u (B, n_u)``, ``t`` a float or ``(B,)``."""

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from blocks.physics.library import MassSpringDamper
-from blocks.physics.ode import ODEModel, invalid_param
+from blocks.physics.ode import ODEModel
+from twingraph.errors import check_choice, invalid_param
 
-from .nets import ACTIVATIONS, TorchModel, mlp, to_tensor, torch_module
+from .nets import TorchModel, check_architecture, mlp, to_tensor, torch_module
 
 TARGETS = ("derivative", "output")
 
@@ -22,8 +22,8 @@ class TorchResidual(TorchModel, ODEModel):
 
     Parameters
     ----------
-    model : ODEModel or None
-        The physics model; None: a default :class:`~blocks.physics.MassSpringDamper`.
+    model : ODEModel
+        The physics model (``None`` until set: the graph does not validate without one).
     target : {"derivative", "output"}
         Where the correction is added.
     net : torch.nn.Module or None
@@ -69,12 +69,9 @@ class TorchResidual(TorchModel, ODEModel):
 
     @property
     def physics(self) -> ODEModel:
-        """The physics model: ``model``, or the default MassSpringDamper when it is None."""
-        if self.model is None:
-            self.__dict__.setdefault("_default", MassSpringDamper(name="physics"))
-            return self._default
+        """``model``, or the ParamError saying that it must be an ODEModel block."""
         if not isinstance(self.model, ODEModel):
-            raise invalid_param(self, "model", "an ODE model (blocks.physics.ODEModel)", self.model)
+            raise invalid_param(self, "model", "an ODEModel block", self.model)
         return self.model
 
     states = property(lambda self: self.physics.states)
@@ -112,22 +109,19 @@ class TorchResidual(TorchModel, ODEModel):
 
     def check_params(self) -> None:
         self.physics.check_params()
-        if self.target not in TARGETS:
-            raise invalid_param(self, "target", f"one of {list(TARGETS)}", self.target)
+        check_choice(self, "target", TARGETS)
         if self.net is None:
-            if not all(isinstance(h, (int, np.integer)) and h > 0 for h in self.hidden):
-                raise invalid_param(self, "hidden", "a sequence of layer widths > 0", self.hidden)
-            if self.activation not in ACTIVATIONS:
-                raise invalid_param(self, "activation", f"one of {list(ACTIVATIONS)}", self.activation)
+            check_architecture(self)
+            return
+        torch = torch_module()
+        if not isinstance(self.net, torch.nn.Module) or any(w.dtype != torch.float64 for w in self.net.parameters()):
+            raise invalid_param(self, "net", "a float64 torch.nn.Module (call .double() on it) or None", self.net)
 
     def build_network(self):
         self.check_params()
         if self.net is None:
             return mlp(self.net_inputs, self.net_outputs, tuple(self.hidden), self.activation, self.seed,
                        zero_last=True)
-        torch = torch_module()
-        if not isinstance(self.net, torch.nn.Module) or any(w.dtype != torch.float64 for w in self.net.parameters()):
-            raise invalid_param(self, "net", "a float64 torch.nn.Module (call .double() on it) or None", self.net)
         return self.net
 
     def correction(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -149,6 +143,7 @@ class TorchResidual(TorchModel, ODEModel):
         if physics is None or self.target == "output":
             return physics
         torch = torch_module()
+        self.network()  # built here, not inside vmap, which refuses the random initial weights
 
         def one(xi, ui):
             return self.net_forward(torch.cat([xi, ui])[None])[0]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blocks.physics.ode import ODEModel, invalid_param
-from twingraph import WiringError
+from blocks.physics.ode import ODEModel
 from twingraph._optional import require
+from twingraph.errors import ParamError, invalid_param
 
 from .expression import (
     FUNCTIONS,
@@ -36,7 +36,7 @@ GP_FUNCTIONS = ("add", "sub", "mul", "div", "neg", "inv", "max", "min", "abs", "
 
 MAX_POWER = 4  # x^n with a constant n up to this is expanded into a product of terms
 MAX_TERMS = 64  # an expansion with more terms is kept whole, as one term with one coefficient
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,9 @@ class SymbolicODE(ODEModel):
         Names of the inputs ``u``; their number is the input size (0: no input port).
     outputs : tuple of str or None
         Formulas of the outputs ``y``; None outputs every state, ``y = x``.
-    x0, integrator, substeps, method, rtol, atol, name
-        As for :class:`~blocks.physics.ode.ODEModel`.
+    x0, **kwargs
+        As for :class:`~blocks.physics.ode.ODEModel` (``integrator``,
+        ``substeps``, ``method``, ``rtol``, ``atol``, ``name``).
 
     Ports
     -----
@@ -112,15 +113,9 @@ class SymbolicODE(ODEModel):
         input_names: tuple[str, ...] = (),
         outputs: tuple[str, ...] | None = None,
         x0=0.0,
-        integrator: str = "rk4",
-        substeps: int = 1,
-        method: str = "RK45",
-        rtol: float = 1e-6,
-        atol: float = 1e-9,
-        *,
-        name: str | None = None,
+        **kwargs,
     ) -> None:
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+        super().__init__(x0, **kwargs)
         self.states = states
         self.formulas = formulas
         self.input_names = input_names
@@ -146,14 +141,14 @@ class SymbolicODE(ODEModel):
         return (*self.states, *self.input_names)
 
     def check_params(self) -> None:
-        super().check_params()
         self._compile()
+        super().check_params()
 
     def _check_names(self, param: str) -> None:
         names = getattr(self, param)
         valid = (
-            not isinstance(names, str)
-            and all(isinstance(n, str) and _IDENTIFIER.match(n) and n not in FUNCTIONS for n in names)
+            isinstance(names, (tuple, list))
+            and all(isinstance(n, str) and _IDENTIFIER.fullmatch(n) and n not in FUNCTIONS for n in names)
             and len(set(names)) == len(names)
             and (param != "states" or len(names) > 0)
         )
@@ -163,7 +158,7 @@ class SymbolicODE(ODEModel):
 
     def _parse_all(self, param: str, expected: int | None) -> tuple[Expression, ...]:
         texts = getattr(self, param)
-        if isinstance(texts, str) or not all(isinstance(f, str) for f in texts) or (
+        if not isinstance(texts, (tuple, list)) or not all(isinstance(f, str) for f in texts) or (
             expected is not None and len(texts) != expected
         ):
             count = f"{expected} formulas (one per state {list(self.states)})" if expected else "formulas"
@@ -173,8 +168,8 @@ class SymbolicODE(ODEModel):
             try:
                 parsed.append(parse(text, self.variables))
             except ExpressionError as exc:
-                raise WiringError(f"The '{param}' parameter of {type(self).__name__} '{self.name}' has a bad "
-                                  f"formula at index {i}: {exc}") from None
+                raise ParamError(f"The '{param}' parameter of {type(self).__name__} '{self.name}' has a bad "
+                                 f"formula at index {i}: {exc}") from None
         return tuple(parsed)
 
     def _compile(self) -> _Compiled:
@@ -278,7 +273,7 @@ def train_symbolic_ode(model: SymbolicODE, X, y, *, population_size: int = 500, 
     if X.ndim != 2 or X.shape[1] != len(variables) or y.shape != (len(X), len(model.states)):
         raise ValueError(f"{type(model).__name__} '{model.name}' trains on X of shape (N, {len(variables)}) "
                          f"(columns {list(variables)}) and y of shape (N, {len(model.states)}). Got {X.shape} and "
-                         f"{y.shape} instead.")
+                         f"{y.shape}.")
     unknown = [f for f in function_set if f not in GP_FUNCTIONS]
     if isinstance(function_set, str) or unknown or not function_set:
         raise ValueError(f"The function_set must hold functions from {list(GP_FUNCTIONS)}. Got {function_set!r}.")

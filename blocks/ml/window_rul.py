@@ -5,10 +5,12 @@ block type registers without torch installed.
 """
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 
 from twingraph import Block, Context, Signal, WiringError
+from twingraph.errors import check_number, invalid_param, is_number
 
 from .nets import standardisation, torch_module
 
@@ -85,7 +87,7 @@ class WindowRUL(Block):
     channels : tuple of int
         Output channels of the 1D convolutions over time.
     kernel : int
-        Convolution kernel length [cycles] (odd).
+        Convolution kernel length [cycles], odd.
     hidden : int
         Width of the dense layer after the convolutions.
     n_models : int
@@ -98,14 +100,14 @@ class WindowRUL(Block):
 
     Ports
     -----
-    x (in) : ``(F,)`` sensor vector of the current cycle (raw units; normalised inside).
+    u (in) : ``(F,)`` sensor vector of the current cycle (raw units; normalised inside).
     valid (in) : bool, False where the asset has no cycle at this tick (before its data starts).
     rul (out) : remaining useful life [cycles]; NaN where the asset has not had a valid cycle yet.
     hi (out) : health indicator in [0, 1] (1 healthy); NaN like ``rul``.
 
     Notes
     -----
-    Per asset, with ``z_k = (x_k - mu) / sigma`` (mean and standard deviation of the
+    Per asset, with ``z_k = (u_k - mu) / sigma`` (mean and standard deviation of the
     training data, held in the weights)::
 
         s_k   = alpha z_k + (1 - alpha) s_{k-1},  s_0 = z_0   exponential smoothing
@@ -130,7 +132,7 @@ class WindowRUL(Block):
     <output rul.rul: () float64 [cycle]>
     """
 
-    inputs = {"x": Signal(), "valid": Signal(shape=(), dtype="bool")}
+    inputs = {"u": Signal(), "valid": Signal(shape=(), dtype="bool")}
     outputs = {"rul": Signal(shape=(), unit="cycle"), "hi": Signal(shape=(), unit="")}
 
     def __init__(self, window: int = 50, alpha: float = 0.1, channels: tuple = (32, 64), kernel: int = 5,
@@ -145,20 +147,31 @@ class WindowRUL(Block):
         self.cap = cap
         self.seed = seed
 
+    def check_params(self) -> None:
+        for param in ("window", "hidden", "n_models"):
+            check_number(self, param, low=1, integer=True)
+        check_number(self, "kernel", low=1, integer=True)
+        if self.kernel % 2 == 0:
+            raise invalid_param(self, "kernel", "an odd int >= 1 [cycles]", self.kernel)
+        check_number(self, "alpha", low=0, high=1, low_open=True)
+        channels = self.channels
+        if not isinstance(channels, (tuple, list)) or not all(
+            is_number(c) and isinstance(c, Integral) and c >= 1 for c in channels
+        ):
+            raise invalid_param(self, "channels", "a sequence of channel counts, ints >= 1", channels)
+        check_number(self, "cap", low=0, low_open=True, unit="cycle")
+        check_number(self, "seed", low=0, integer=True)
+
     def output_signals(self, inputs):
-        shape = inputs["x"].shape
+        self.check_params()
+        shape = inputs["u"].shape
         if shape is not None and len(shape) != 1:
-            raise WiringError(f"Block '{self.name}': input 'x' must be a vector (F,). Got shape {shape} instead.")
+            raise WiringError(f"Block '{self.name}': input 'u' must be a vector (F,). Got shape {shape}.")
         return dict(self.outputs)
 
     def build(self, n_features: int) -> None:
         """Build the ensemble for ``n_features`` inputs (seeded weights, identity normalisation) unless built."""
-        for param in ("window", "kernel", "hidden", "n_models"):
-            if not isinstance(getattr(self, param), (int, np.integer)) or getattr(self, param) < 1:
-                raise ValueError(f"The '{param}' parameter of WindowRUL must be an int >= 1. "
-                                 f"Got {getattr(self, param)!r} instead.")
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"The 'alpha' parameter of WindowRUL must be in (0, 1]. Got {self.alpha!r} instead.")
+        self.check_params()
         if getattr(self, "_nets", None) is not None and self._n_features == n_features:
             return
         self._n_features = n_features
@@ -232,15 +245,15 @@ class WindowRUL(Block):
                                  if k.startswith(prefix)})
 
     def reset(self, ctx: Context) -> None:
-        n_features = ctx.inputs["x"].shape[0]
+        n_features = ctx.inputs["u"].shape[0]
         self.build(n_features)
         self.smooth_ = np.zeros((ctx.batch, n_features))
         self.window_ = np.zeros((ctx.batch, self.window, n_features))
         self.count_ = np.zeros(ctx.batch, dtype=int)
 
-    def _next(self, x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The smoothed vectors and windows after this cycle (unchanged where ``valid`` is False)."""
-        z = self.normalise(x)
+    def _next(self, u: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed vectors and windows after this cycle's sensors ``u`` (unchanged where ``valid`` is False)."""
+        z = self.normalise(u)
         first = valid & (self.count_ == 0)
         started = valid & (self.count_ > 0)
         smooth = self.smooth_.copy()
@@ -257,13 +270,13 @@ class WindowRUL(Block):
         out.rul[...] = np.nan
         out.hi[...] = np.nan
         if valid.any():
-            rul = self.calibrate(self.predict_windows(self._next(inp.x, valid)[1][valid]), self.count_[valid] + 1)
+            rul = self.calibrate(self.predict_windows(self._next(inp.u, valid)[1][valid]), self.count_[valid] + 1)
             out.rul[valid] = rul
             out.hi[valid] = rul / self.cap
 
     def update(self, t, inp):
         valid = inp.valid.astype(bool)
-        self.smooth_[...], self.window_[...] = self._next(inp.x, valid)
+        self.smooth_[...], self.window_[...] = self._next(inp.u, valid)
         self.count_ += valid
 
 

@@ -1,5 +1,6 @@
 """Physics: ODE models, integrators, a model library, composition and larger simulations."""
 
+from .battery import BatteryCircuit
 from .compose import ParallelModel, SeriesModel
 from .library import DoubleIntegrator, FirstOrderLag, HarmonicOscillator, MassSpringDamper, PumpLike, TankLevel
 from .ode import FunctionODE, ODEModel
@@ -7,6 +8,7 @@ from .plotting import animate_profile, plot_phase_portrait, plot_state_vs_time, 
 from .systems import OscillatorChain, Pendulum, ThermalNetwork
 
 __all__ = [
+    "BatteryCircuit",
     "DoubleIntegrator",
     "FirstOrderLag",
     "FunctionODE",

@@ -11,17 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .library import FirstOrderLag
-from .ode import ODEModel, common_unit, invalid_param
+from twingraph import units
+from twingraph.errors import invalid_param
 
-DEFAULT_SERIES = (FirstOrderLag(tau=1.0, name="lag1"), FirstOrderLag(tau=1.0, name="lag2"))
-DEFAULT_PARALLEL = (FirstOrderLag(tau=1.0, name="slow"), FirstOrderLag(tau=0.1, name="fast"))
+from .ode import ODEModel, common_unit
 
 
 class _Composite(ODEModel, abstract=True):
     """Members, joint state and prefixed parameters shared by series and parallel composition."""
-
-    default_models: tuple[ODEModel, ...] = ()
 
     def __init__(
         self,
@@ -40,12 +37,10 @@ class _Composite(ODEModel, abstract=True):
 
     @property
     def members(self) -> tuple[ODEModel, ...]:
-        """The composed models: ``models``, or the default pair when it is None."""
+        """``models`` as a tuple, or the ParamError saying that it must be a non-empty sequence of ODE models."""
         models = self.models
-        if models is None:
-            return self.default_models
-        if isinstance(models, (str, ODEModel)) or not models or not all(isinstance(m, ODEModel) for m in models):
-            raise invalid_param(self, "models", "a non-empty sequence of ODE models", models)
+        if not isinstance(models, (tuple, list)) or not models or not all(isinstance(m, ODEModel) for m in models):
+            raise invalid_param(self, "models", "a non-empty sequence of ODEModel blocks", models)
         return tuple(models)
 
     @property
@@ -105,9 +100,9 @@ class SeriesModel(_Composite):
 
     Parameters
     ----------
-    models : sequence of ODEModel or None
+    models : sequence of ODEModel
         The chain, first to last; each model's output size must equal the next
-        one's input size. ``None``: two :class:`FirstOrderLag` with τ = 1 s.
+        one's input size (``None`` until set: the graph does not validate without them).
         Each member's integrator settings are ignored: the joint state is
         integrated with this block's.
     x0 : array_like or None
@@ -138,15 +133,14 @@ class SeriesModel(_Composite):
     --------
     Two unit lags in series answer a unit step with ``1 - (1 + t) e^{-t}``:
 
-    >>> series = SeriesModel(substeps=10)
+    >>> from blocks.physics import FirstOrderLag
+    >>> series = SeriesModel([FirstOrderLag(name="lag1"), FirstOrderLag(name="lag2")], substeps=10)
     >>> series.states, series.parameters
     (('lag1.y', 'lag2.y'), ('lag1.tau', 'lag1.gain', 'lag2.tau', 'lag2.gain'))
     >>> x = series.advance(np.zeros((1, 2)), np.ones((1, 1)), 0.0, 1.0, series.batch_params(1))
     >>> round(float(x[0, 1]), 5), round(1 - 2 * float(np.exp(-1.0)), 5)
     (0.26424, 0.26424)
     """
-
-    default_models = DEFAULT_SERIES
 
     @property
     def n_inputs(self) -> int:
@@ -171,8 +165,7 @@ class SeriesModel(_Composite):
     def check_params(self) -> None:
         super().check_params()
         for (i, a), (j, b) in zip(enumerate(self.members), enumerate(self.members[1:], start=1)):
-            units_differ = None not in (a.y_unit, b.input_unit) and a.y_unit != b.input_unit
-            if a.n_y != b.n_u or units_differ:
+            if a.n_y != b.n_u or units.mismatch(a.y_unit, b.input_unit):
                 raise invalid_param(
                     self,
                     "models",
@@ -200,9 +193,9 @@ class ParallelModel(_Composite):
 
     Parameters
     ----------
-    models : sequence of ODEModel or None
+    models : sequence of ODEModel
         Models with the same input size and unit and the same output size and
-        unit. ``None``: two :class:`FirstOrderLag`, τ = 1 s and τ = 0.1 s.
+        unit (``None`` until set: the graph does not validate without them).
         Each member's integrator settings are ignored.
     x0 : array_like or None
         Initial joint state; ``None`` takes each member's ``x0``.
@@ -227,14 +220,14 @@ class ParallelModel(_Composite):
 
     Examples
     --------
-    >>> both = ParallelModel(substeps=50)
+    >>> from blocks.physics import FirstOrderLag
+    >>> lags = [FirstOrderLag(tau=1.0, name="slow"), FirstOrderLag(tau=0.1, name="fast")]
+    >>> both = ParallelModel(lags, substeps=50)
     >>> x = both.advance(np.zeros((1, 2)), np.ones((1, 1)), 0.0, 1.0, both.batch_params(1))
     >>> y = both.observe(x, np.ones((1, 1)), both.batch_params(1))
     >>> round(float(y[0, 0]), 5), round(2 - float(np.exp(-1.0) + np.exp(-10.0)), 5)
     (1.63208, 1.63208)
     """
-
-    default_models = DEFAULT_PARALLEL
 
     @property
     def n_inputs(self) -> int:

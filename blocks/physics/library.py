@@ -2,8 +2,8 @@
 
 Every model is an :class:`~blocks.physics.ode.ODEModel`: the physical
 parameters may differ per asset (a scalar or one value per asset) and may be
-estimated; ``x0``, ``integrator``, ``substeps``, ``method``, ``rtol``, ``atol``
-and ``name`` are as documented there.
+estimated; ``x0`` and the ``**kwargs`` (``integrator``, ``substeps``,
+``method``, ``rtol``, ``atol``, ``name``) are as documented there.
 """
 
 import numpy as np
@@ -22,7 +22,7 @@ class FirstOrderLag(ODEModel):
         Time constant τ [s], > 0.
     gain : float or sequence
         Static gain K [unit of y / unit of u].
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`.
 
     Ports
@@ -48,20 +48,8 @@ class FirstOrderLag(ODEModel):
     parameters = ("tau", "gain")
     positive = ("tau",)
 
-    def __init__(
-        self,
-        tau=1.0,
-        gain=1.0,
-        x0=0.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, tau=1.0, gain=1.0, x0=0.0, **kwargs):
+        super().__init__(x0, **kwargs)
         self.tau = tau
         self.gain = gain
 
@@ -81,7 +69,7 @@ class DoubleIntegrator(ODEModel):
     ----------
     mass : float or sequence
         Moving mass m [kg], > 0.
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states ``(s, v)``.
 
     Ports
@@ -111,19 +99,8 @@ class DoubleIntegrator(ODEModel):
     parameters = ("mass",)
     positive = ("mass",)
 
-    def __init__(
-        self,
-        mass=1.0,
-        x0=0.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, mass=1.0, x0=0.0, **kwargs):
+        super().__init__(x0, **kwargs)
         self.mass = mass
 
     def derivative(self, x, u, t, p):
@@ -152,7 +129,7 @@ class MassSpringDamper(ODEModel):
         Viscous damping c [N s/m].
     stiffness : float or sequence
         Spring stiffness k [N/m], > 0.
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states ``(s, v)``.
 
     Ports
@@ -193,21 +170,8 @@ class MassSpringDamper(ODEModel):
     parameters = ("mass", "damping", "stiffness")
     positive = ("mass", "stiffness")
 
-    def __init__(
-        self,
-        mass=1.0,
-        damping=0.5,
-        stiffness=4.0,
-        x0=0.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, mass=1.0, damping=0.5, stiffness=4.0, x0=0.0, **kwargs):
+        super().__init__(x0, **kwargs)
         self.mass = mass
         self.damping = damping
         self.stiffness = stiffness
@@ -243,7 +207,7 @@ class HarmonicOscillator(ODEModel):
     ----------
     omega : float or sequence
         Angular frequency ω [rad/s], > 0.
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states ``(s, v)``.
 
     Ports
@@ -270,19 +234,8 @@ class HarmonicOscillator(ODEModel):
     parameters = ("omega",)
     positive = ("omega",)
 
-    def __init__(
-        self,
-        omega=1.0,
-        x0=(1.0, 0.0),
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, omega=1.0, x0=(1.0, 0.0), **kwargs):
+        super().__init__(x0, **kwargs)
         self.omega = omega
 
     def derivative(self, x, u, t, p):
@@ -313,7 +266,7 @@ class TankLevel(ODEModel):
         Orifice area a [m²], > 0.
     discharge_coefficient : float or sequence
         Orifice discharge coefficient C_d [-], > 0 (about 0.6 for a sharp edge).
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; the state is the level h [m].
 
     Ports
@@ -359,21 +312,8 @@ class TankLevel(ODEModel):
     parameters = ("area", "outlet_area", "discharge_coefficient")
     positive = ("area", "outlet_area", "discharge_coefficient")
 
-    def __init__(
-        self,
-        area=1.0,
-        outlet_area=0.01,
-        discharge_coefficient=0.6,
-        x0=1.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, area=1.0, outlet_area=0.01, discharge_coefficient=0.6, x0=1.0, **kwargs):
+        super().__init__(x0, **kwargs)
         self.area = area
         self.outlet_area = outlet_area
         self.discharge_coefficient = discharge_coefficient
@@ -407,7 +347,7 @@ class PumpLike(ODEModel):
         Flow per unit of speed of a new pump c_Q [m³/rad], > 0.
     flow_time_constant : float or sequence
         Lag of the flow behind the speed τ_q [s], > 0.
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states ``(ω, q)``.
 
     Ports
@@ -475,15 +415,9 @@ class PumpLike(ODEModel):
         flow_coefficient=5e-6,
         flow_time_constant=0.5,
         x0=0.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
+        **kwargs,
     ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+        super().__init__(x0, **kwargs)
         self.efficiency = efficiency
         self.friction = friction
         self.inertia = inertia

@@ -13,14 +13,30 @@ from typing import Any, ClassVar
 import numpy as np
 
 from twingraph import Block, Context, Signal, WiringError
+from twingraph.errors import check_choice, check_number, invalid_param
 
 from .integrators import FIXED_STEP, INTEGRATORS, METHODS, solve_ivp_step
 
 
-def invalid_param(model: Block, param: str, expected: str, got: Any) -> WiringError:
-    """The error for a bad param: "The 'p' parameter of Type 'name' must be <expected>. Got <got> instead."."""
-    return WiringError(
-        f"The '{param}' parameter of {type(model).__name__} '{model.name}' must be {expected}. Got {got!r} instead."
+def as_numbers(value: Any) -> np.ndarray | None:
+    """``value`` as a float array when it holds real numbers only, else ``None`` (text, bools, ragged lists).
+
+    >>> as_numbers([1, 2.5]), as_numbers("abc"), as_numbers([[1.0], [2.0, 3.0]])
+    (array([1. , 2.5]), None, None)
+    """
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        return None
+    return array.astype(float) if array.dtype.kind in "iuf" else None
+
+
+def _is_sequence_of(value: Any, kind, length: int | None = None) -> bool:
+    """Whether ``value`` is a tuple or list of ``kind`` items (``length`` of them when given)."""
+    return (
+        isinstance(value, (tuple, list))
+        and all(isinstance(item, kind) for item in value)
+        and (length is None or len(value) == length)
     )
 
 
@@ -53,15 +69,22 @@ class ODEModel(Block, abstract=True):
       estimator may augment its state with them. ``positive`` lists those that
       must be > 0.
 
+    Its constructor takes the physical parameters and ``x0``, and hands
+    ``**kwargs`` (the solver params below and ``name``) to
+    ``ODEModel.__init__``; they are params of the subclass too (saved,
+    loaded, shown by ``repr`` and ``help``).
+
     A model whose size depends on its params defines these as properties and
-    checks those params in :meth:`check_params`. A model whose ``observe``
-    uses ``u`` sets ``direct_feedthrough = True``; one with an analytic
-    ``∂f/∂x`` overrides :meth:`jacobian`.
+    checks those params in :meth:`check_params` before calling
+    ``super().check_params()``. A model whose ``observe`` uses ``u`` sets
+    ``direct_feedthrough = True``; one with an analytic ``∂f/∂x`` overrides
+    :meth:`jacobian`.
 
     Parameters
     ----------
     x0 : float or array_like
-        Initial state: a scalar, one value per state ``(n_x,)``, or ``(B, n_x)``.
+        Initial state: a scalar, one value per state ``(n_x,)``, or one such
+        row per asset ``(B, n_x)``.
     integrator : {"rk4", "euler", "solve_ivp"}
         How each tick is integrated (:mod:`blocks.physics.integrators`).
     substeps : int
@@ -100,9 +123,8 @@ class ODEModel(Block, abstract=True):
     ...     state_units = ("K",)
     ...     parameters = ("resistance", "capacitance")
     ...     positive = ("resistance", "capacitance")
-    ...     def __init__(self, resistance=2.0, capacitance=5.0, x0=350.0, integrator="rk4",
-    ...                  substeps=1, method="RK45", rtol=1e-6, atol=1e-9, *, name=None):
-    ...         super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    ...     def __init__(self, resistance=2.0, capacitance=5.0, x0=350.0, **kwargs):
+    ...         super().__init__(x0, **kwargs)
     ...         self.resistance = resistance
     ...         self.capacitance = capacitance
     ...     def derivative(self, x, u, t, p):
@@ -113,6 +135,19 @@ class ODEModel(Block, abstract=True):
     >>> hist = tg.Simulator(g).run(steps=11)
     >>> round(float(hist["cup.y"][10, 0]), 3), round(300 + 50 * float(np.exp(-1.0)), 3)
     (318.394, 318.394)
+
+    The solver params are its params too, and every param is checked when a
+    graph is validated:
+
+    >>> list(cup.get_params())
+    ['resistance', 'capacitance', 'x0', 'integrator', 'substeps', 'method', 'rtol', 'atol']
+    >>> g = tg.Graph("kitchen", dt=1.0)
+    >>> _ = g.add(CupCooling(capacitance=-5.0, name="cup"))
+    >>> g.validate()
+    Traceback (most recent call last):
+    ...
+    twingraph.errors.ParamError: Graph 'kitchen' has invalid params:
+      - The 'capacitance' parameter of CupCooling 'cup' must be a number > 0, or one per asset. Got -5.0.
     """
 
     states: ClassVar[tuple[str, ...]] = ()
@@ -227,32 +262,43 @@ class ODEModel(Block, abstract=True):
             elif array.shape == (batch,):
                 array = array.copy()
             else:
-                raise invalid_param(self, name, f"a scalar or a sequence of {batch} values (one per asset)", value)
-            if name in self.positive and not np.all(array > 0):
-                raise invalid_param(self, name, "> 0", value)
+                raise invalid_param(self, name, f"a number or a sequence of {batch} numbers (one per asset)", value)
             p[name] = array
         return p
 
     def initial_state(self, batch: int) -> np.ndarray:
         """The state at ``t = 0`` for ``batch`` assets, ``(B, n_x)``, from ``x0``."""
-        x0 = np.asarray(self.x0, dtype=float)
-        try:
-            return np.broadcast_to(x0, (batch, self.n_x)).copy()
-        except ValueError:
-            expected = f"a scalar, {self.n_x} values (one per state {list(self.states)}) or shape ({batch}, {self.n_x})"
-            raise invalid_param(self, "x0", expected, self.x0) from None
+        x0 = as_numbers(self.x0)
+        if x0 is not None and x0.ndim <= 2 and np.all(np.isfinite(x0)):
+            try:
+                return np.broadcast_to(x0, (batch, self.n_x)).copy()
+            except ValueError:
+                pass
+        rows = f" ({batch} rows)" if x0 is not None and x0.ndim == 2 else ""
+        expected = f"a number, one number per state {list(self.states)}, or one such row per asset{rows}"
+        raise invalid_param(self, "x0", expected, self.x0)
 
     def check_params(self) -> None:
-        """Raise WiringError naming the first invalid param; subclasses extend it with their own checks."""
-        if self.integrator not in INTEGRATORS:
-            raise invalid_param(self, "integrator", f"one of {list(INTEGRATORS)}", self.integrator)
-        if self.method not in METHODS:
-            raise invalid_param(self, "method", f"one of {list(METHODS)}", self.method)
-        if not isinstance(self.substeps, (int, np.integer)) or self.substeps < 1:
-            raise invalid_param(self, "substeps", "an int >= 1", self.substeps)
-        for tolerance in ("rtol", "atol"):
-            if not getattr(self, tolerance) > 0:
-                raise invalid_param(self, tolerance, "> 0", getattr(self, tolerance))
+        """Raise ParamError naming the first invalid param: solver params, physical parameters, ``x0``.
+
+        A physical parameter is a finite number or one per asset, > 0 where
+        ``positive`` says so; ``x0`` fits the states. How many assets there
+        are is known at reset, which checks the per-asset lengths.
+        """
+        check_choice(self, "integrator", INTEGRATORS)
+        check_choice(self, "method", METHODS)
+        check_number(self, "substeps", 1, integer=True)
+        check_number(self, "rtol", 0, low_open=True)
+        check_number(self, "atol", 0, low_open=True)
+        for name, value in self.parameter_values().items():
+            array = as_numbers(value)
+            positive = name in self.positive
+            if array is None or array.ndim > 1 or array.size == 0 or not np.all(np.isfinite(array)) or (
+                positive and not np.all(array > 0)
+            ):
+                raise invalid_param(self, name, f"a number{' > 0' if positive else ''}, or one per asset", value)
+        x0 = as_numbers(self.x0)
+        self.initial_state(len(x0) if x0 is not None and x0.ndim == 2 else 1)
 
     def input_signals(self) -> dict[str, Signal]:
         if self.n_u == 0:
@@ -267,7 +313,6 @@ class ODEModel(Block, abstract=True):
         }
 
     def reset(self, ctx: Context) -> None:
-        self.check_params()
         self.x_ = self.initial_state(ctx.batch)
         self.p_ = self.batch_params(ctx.batch)
         self._dt = ctx.dt
@@ -328,8 +373,9 @@ class FunctionODE(ODEModel):
         The physical parameters ``p`` (scalars or one value per asset).
     direct_feedthrough : bool
         Whether ``h`` uses ``u``.
-    x0, integrator, substeps, method, rtol, atol, name
-        As for :class:`ODEModel`.
+    x0, **kwargs
+        As for :class:`ODEModel` (``integrator``, ``substeps``, ``method``,
+        ``rtol``, ``atol``, ``name``).
 
     Examples
     --------
@@ -358,15 +404,9 @@ class FunctionODE(ODEModel):
         params: dict[str, Any] | None = None,
         direct_feedthrough: bool = False,
         x0=0.0,
-        integrator: str = "rk4",
-        substeps: int = 1,
-        method: str = "RK45",
-        rtol: float = 1e-6,
-        atol: float = 1e-9,
-        *,
-        name: str | None = None,
+        **kwargs,
     ) -> None:
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+        super().__init__(x0, **kwargs)
         self.f = f
         self.h = h
         self.jac = jac
@@ -387,13 +427,29 @@ class FunctionODE(ODEModel):
         return dict(self.params or {})
 
     def check_params(self) -> None:
-        super().check_params()
         for param in ("f", "h", "jac"):
             value = getattr(self, param)
             if not (callable(value) or (value is None and param != "f")):
                 raise invalid_param(self, param, "a callable" if param == "f" else "a callable or None", value)
-        if self.h is not None and self.n_outputs is None:
+        states = self.states
+        if not (_is_sequence_of(states, str) and states and len(set(states)) == len(states)):
+            raise invalid_param(self, "states", "a non-empty sequence of distinct names", states)
+        if not (self.state_units is None or _is_sequence_of(self.state_units, (str, type(None)), len(states))):
+            expected = f"None or one unit (str or None) per state, {len(states)} of them"
+            raise invalid_param(self, "state_units", expected, self.state_units)
+        for param in ("input_unit", "output_unit"):
+            if not isinstance(getattr(self, param), (str, type(None))):
+                raise invalid_param(self, param, "a unit (str) or None", getattr(self, param))
+        check_number(self, "n_inputs", 0, integer=True)
+        if self.n_outputs is not None:
+            check_number(self, "n_outputs", 1, integer=True)
+        elif self.h is not None:
             raise invalid_param(self, "n_outputs", "the size of y = h(x, u, p) when 'h' is given", None)
+        if not (self.params is None or (isinstance(self.params, dict) and _is_sequence_of(list(self.params), str))):
+            raise invalid_param(self, "params", "None or a dict from parameter name (str) to value", self.params)
+        if not isinstance(self.direct_feedthrough, bool):
+            raise invalid_param(self, "direct_feedthrough", "True or False", self.direct_feedthrough)
+        super().check_params()
 
     def derivative(self, x, u, t, p):
         return self.f(x, u, t, p)

@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from twingraph.errors import check_number, invalid_param
+
 from .library import STANDARD_GRAVITY
-from .ode import ODEModel, invalid_param
+from .ode import ODEModel, as_numbers
 
 
 class OscillatorChain(ODEModel):
@@ -19,7 +21,7 @@ class OscillatorChain(ODEModel):
         Stiffness of each of the n + 1 springs k [N/m], > 0.
     damping : float or sequence
         Viscous damping of each body against the ground c [N s/m].
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states are the n
         displacements then the n velocities.
 
@@ -60,22 +62,8 @@ class OscillatorChain(ODEModel):
     parameters = ("mass", "stiffness", "damping")
     positive = ("mass", "stiffness")
 
-    def __init__(
-        self,
-        n_masses=10,
-        mass=1.0,
-        stiffness=1.0,
-        damping=0.0,
-        x0=0.0,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, n_masses=10, mass=1.0, stiffness=1.0, damping=0.0, x0=0.0, **kwargs):
+        super().__init__(x0, **kwargs)
         self.n_masses = n_masses
         self.mass = mass
         self.stiffness = stiffness
@@ -94,9 +82,8 @@ class OscillatorChain(ODEModel):
         return self.n_masses
 
     def check_params(self) -> None:
+        check_number(self, "n_masses", 1, integer=True)
         super().check_params()
-        if not isinstance(self.n_masses, (int, np.integer)) or self.n_masses < 1:
-            raise invalid_param(self, "n_masses", "an int >= 1", self.n_masses)
 
     def derivative(self, x, u, t, p):
         n = self.n_masses
@@ -144,7 +131,7 @@ class ThermalNetwork(ODEModel):
         Conductance from each node to the ambient g_a [W/K], ≥ 0.
     ambient_temperature : float or sequence
         Ambient temperature T_a [K], per asset.
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; the states are the node
         temperatures [K].
 
@@ -189,15 +176,9 @@ class ThermalNetwork(ODEModel):
         ambient_conductance=(1.0, 0.0, 0.5),
         ambient_temperature=293.15,
         x0=293.15,
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
+        **kwargs,
     ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+        super().__init__(x0, **kwargs)
         self.conductance = conductance
         self.capacitance = capacitance
         self.ambient_conductance = ambient_conductance
@@ -221,18 +202,18 @@ class ThermalNetwork(ODEModel):
         return self.n_nodes
 
     def check_params(self) -> None:
-        super().check_params()
-        G = np.asarray(self.conductance, dtype=float)
-        C = np.asarray(self.capacitance, dtype=float)
-        g_a = np.asarray(self.ambient_conductance, dtype=float)
+        C = as_numbers(self.capacitance)
+        if C is None or C.ndim != 1 or C.size == 0 or not np.all(np.isfinite(C) & (C > 0)):
+            raise invalid_param(self, "capacitance", "a non-empty sequence of numbers > 0 [J/K]", self.capacitance)
         n = len(C)
-        if C.ndim != 1 or n == 0 or not np.all(C > 0):
-            raise invalid_param(self, "capacitance", "a non-empty sequence of values > 0 [J/K]", self.capacitance)
-        if G.shape != (n, n) or not np.allclose(G, G.T) or np.any(G < 0):
-            expected = f"a symmetric ({n}, {n}) matrix of values >= 0 [W/K]"
+        G = as_numbers(self.conductance)
+        if G is None or G.shape != (n, n) or not np.all(np.isfinite(G) & (G >= 0)) or not np.allclose(G, G.T):
+            expected = f"a symmetric ({n}, {n}) matrix of numbers >= 0 [W/K]"
             raise invalid_param(self, "conductance", expected, self.conductance)
-        if g_a.shape != (n,) or np.any(g_a < 0):
-            raise invalid_param(self, "ambient_conductance", f"{n} values >= 0 [W/K]", self.ambient_conductance)
+        g_a = as_numbers(self.ambient_conductance)
+        if g_a is None or g_a.shape != (n,) or not np.all(np.isfinite(g_a) & (g_a >= 0)):
+            raise invalid_param(self, "ambient_conductance", f"{n} numbers >= 0 [W/K]", self.ambient_conductance)
+        super().check_params()
 
     def _network(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (
@@ -266,7 +247,7 @@ class Pendulum(ODEModel):
         Bob mass m [kg], > 0.
     damping : float or sequence
         Viscous damping at the pivot c [N m s/rad].
-    x0, integrator, substeps, method, rtol, atol, name
+    x0, **kwargs
         As for :class:`~blocks.physics.ode.ODEModel`; states ``(θ, ω)``.
 
     Ports
@@ -306,21 +287,8 @@ class Pendulum(ODEModel):
     parameters = ("length", "mass", "damping")
     positive = ("length", "mass")
 
-    def __init__(
-        self,
-        length=1.0,
-        mass=1.0,
-        damping=0.0,
-        x0=(0.5, 0.0),
-        integrator="rk4",
-        substeps=1,
-        method="RK45",
-        rtol=1e-6,
-        atol=1e-9,
-        *,
-        name=None,
-    ):
-        super().__init__(x0, integrator, substeps, method, rtol, atol, name=name)
+    def __init__(self, length=1.0, mass=1.0, damping=0.0, x0=(0.5, 0.0), **kwargs):
+        super().__init__(x0, **kwargs)
         self.length = length
         self.mass = mass
         self.damping = damping

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from twingraph import Block, Context, Input, Signal, SimulationError, WiringError
+from twingraph.errors import check_array, check_choice, check_number, check_unit, invalid_param
 
 EXTRAPOLATIONS = ("hold", "zero", "error")
 
@@ -18,7 +19,7 @@ class Constant(Block):
     Parameters
     ----------
     value : float or array_like
-        The value for every asset; its shape is the port shape.
+        The value for every asset, finite; its shape is the port shape.
     unit : str or None
         Unit of the value.
 
@@ -39,7 +40,12 @@ class Constant(Block):
         self.value = value
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_array(self, "value")
+        check_unit(self)
+
     def output_signals(self, inputs):
+        self.check_params()
         return {"y": _value_signal(self.value, self.unit)}
 
     def reset(self, ctx: Context) -> None:
@@ -55,9 +61,9 @@ class Step(Block):
     Parameters
     ----------
     time : float
-        Step time [s]; the output is ``after`` from the first tick with ``t >= time``.
+        Step time [s], finite; the output is ``after`` from the first tick with ``t >= time``.
     before, after : float or array_like
-        Values before and after the step (same shape).
+        Values before and after the step, finite, of one shape.
     unit : str or None
         Unit of the values.
 
@@ -75,12 +81,16 @@ class Step(Block):
         self.after = after
         self.unit = unit
 
+    def check_params(self) -> None:
+        check_number(self, "time", unit="s")
+        before = check_array(self, "before")
+        after = check_array(self, "after")
+        if after.shape != before.shape:
+            raise invalid_param(self, "after", f"of the shape of before {before.shape}", self.after)
+        check_unit(self)
+
     def output_signals(self, inputs):
-        if np.shape(self.before) != np.shape(self.after):
-            raise WiringError(
-                f"The 'before' and 'after' parameters of Step '{self.name}' must have one shape. "
-                f"Got {np.shape(self.before)} and {np.shape(self.after)} instead."
-            )
+        self.check_params()
         return {"y": _value_signal(self.after, self.unit)}
 
     def reset(self, ctx: Context) -> None:
@@ -94,6 +104,8 @@ class Step(Block):
 
 class Sine(Block):
     """A sine wave ``y = offset + amplitude * sin(2π frequency t + phase)``.
+
+    Every numeric param is a finite number.
 
     Parameters
     ----------
@@ -132,7 +144,13 @@ class Sine(Block):
         self.offset = offset
         self.unit = unit
 
+    def check_params(self) -> None:
+        for param, unit in (("amplitude", ""), ("frequency", "Hz"), ("phase", "rad"), ("offset", "")):
+            check_number(self, param, unit=unit)
+        check_unit(self)
+
     def output_signals(self, inputs):
+        self.check_params()
         return {"y": Signal(shape=(), unit=self.unit)}
 
     def output(self, t, inp, out):
@@ -146,7 +164,8 @@ class DataSource(Block):
     ----------
     data : array_like or DataFrame
         Rows ``(T, *shape)`` (the same for every asset) or, with ``batched=True``,
-        ``(T, B, *shape)``. A DataFrame gives rows ``(T, n_columns)``.
+        ``(T, B, *shape)``. A DataFrame gives rows ``(T, n_columns)``. Numbers, NaN
+        for a missing sample, at least one row.
     batched : bool
         Whether the second axis of ``data`` is the asset axis.
     extrapolation : {"hold", "zero", "error"}
@@ -169,17 +188,26 @@ class DataSource(Block):
         self.unit = unit
 
     def _rows(self) -> np.ndarray:
-        rows = self.data.to_numpy(dtype=float) if isinstance(self.data, pd.DataFrame) else np.asarray(self.data, float)
+        data = self.data
+        if isinstance(data, pd.DataFrame):
+            try:
+                data = data.to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                data = data.to_numpy()  # text or other objects: refused below
+        return check_array(self, "data", allow_nan=True, value=data)
+
+    def check_params(self) -> None:
+        if not isinstance(self.batched, (bool, np.bool_)):
+            raise invalid_param(self, "batched", "True or False", self.batched)
+        rows = self._rows()
         if rows.ndim < 1 + self.batched or len(rows) == 0:
-            raise WiringError(f"DataSource '{self.name}' needs at least one row of data. Got shape {rows.shape}.")
-        return rows
+            axes = "(T, B, ...)" if self.batched else "(T, ...)"
+            raise invalid_param(self, "data", f"at least one row, shape {axes}; its shape is {rows.shape}", self.data)
+        check_choice(self, "extrapolation", EXTRAPOLATIONS)
+        check_unit(self)
 
     def output_signals(self, inputs):
-        if self.extrapolation not in EXTRAPOLATIONS:
-            raise WiringError(
-                f"The 'extrapolation' parameter of DataSource '{self.name}' must be one of "
-                f"{EXTRAPOLATIONS}. Got {self.extrapolation!r} instead."
-            )
+        self.check_params()
         rows = self._rows()
         return {"y": Signal(shape=rows.shape[1 + self.batched :], unit=self.unit)}
 

@@ -63,7 +63,7 @@ def process_docstring(app: Sphinx, what: str, name: str, obj, options, lines: li
         except Exception as exc:  # a block the reference cannot build: say how to fix it
             logger.warning(
                 f"blockref: cannot list the ports of block '{obj.type_name}' ({exc}); give it working defaults "
-                f"or add a factory to FACTORIES in docs/_ext/blocktables.py",
+                f"or add its example to EXAMPLES in blocks/catalog.py",
                 location=name,
             )
             return

@@ -2,7 +2,7 @@
 
 Nothing here is typed by hand. The block library is imported and the
 registry (:func:`twingraph.block_types`) says which block types exist; each
-block is built with its default params (or a factory, :data:`FACTORIES`) and
+block is built as the library's factory table (:data:`blocks.catalog.EXAMPLES`) says and
 its ports are read from ``input_signals()`` and ``output_signals()``; its
 params come from the ``__init__`` signature. The docstring's ``Ports`` section
 (``name (in) : text`` entries) only adds the descriptions.
@@ -16,11 +16,8 @@ import inspect
 import pkgutil
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-
-import numpy as np
 
 import twingraph as tg
 
@@ -29,19 +26,6 @@ OPTIONAL = {"torch", "gplearn", "dask", "distributed"}  # extras a library modul
 SECTION_RULE = re.compile(r"^-{3,}\s*$")
 PORT_ENTRY = re.compile(r"^(?P<names>[A-Za-z_][\w ,.…]*?)\s*\((?P<direction>in|out)\)\s*:\s*(?P<text>.*)$")
 MAX_DEFAULT = 40  # characters of a default value shown in the params table
-
-
-def _zero_rhs(x, u, t, p):
-    """``ẋ = 0``: the right-hand side the reference builds a FunctionODE with."""
-    return np.zeros_like(x)
-
-
-# Blocks that cannot be built from their defaults alone: type name -> (call shown to the reader, factory).
-FACTORIES: dict[str, tuple[str, Callable[[type], tg.Block]]] = {
-    "Input": ('Input("u")', lambda cls: cls("u")),
-    "Output": ('Output("y")', lambda cls: cls("y")),
-    "FunctionODE": ("FunctionODE(f)", lambda cls: cls(_zero_rhs)),
-}
 
 
 @cache
@@ -105,15 +89,17 @@ def public_path(cls: type[tg.Block], family: str) -> str:
 
 
 def constructor_call(cls: type[tg.Block]) -> str:
-    """How the reference builds its example of ``cls``: ``Gain()`` or the factory's call."""
-    return FACTORIES[cls.type_name][0] if cls.type_name in FACTORIES else f"{cls.__name__}()"
+    """How the reference builds its example of ``cls``: the call in the library's factory table."""
+    from blocks.catalog import EXAMPLES
+
+    return EXAMPLES[cls.type_name].call
 
 
 def example_block(cls: type[tg.Block]) -> tg.Block:
-    """An instance of ``cls`` with default params (or from :data:`FACTORIES`)."""
-    if cls.type_name in FACTORIES:
-        return FACTORIES[cls.type_name][1](cls)
-    return cls()
+    """An instance of ``cls`` as the library's factory table (:data:`blocks.catalog.EXAMPLES`) builds it."""
+    from blocks.catalog import example_block
+
+    return example_block(cls.type_name)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The truth is a ``PumpLike`` pump whose hydraulic efficiency wears slowly,
 drops by 20 % at ``t0`` (impeller damage) and then wears five times faster
 until it reaches the failure value 0.6. Its flow is measured with Gaussian
 noise while the motor voltage steps between 9 and 12 V every 20 s. A
-:class:`~twingraph.TwinSystem` (EKF estimating the efficiency, normalised
+:class:`~blocks.TwinSystem` (EKF estimating the efficiency, normalised
 residual into a CUSUM, efficiency into ParameterHealth into RUL) is stepped
 one sample at a time, ten seeds at once as a batch of ten assets. The script
 prints the acceptance numbers and writes ``ticks.csv`` (one row per tick and
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import twingraph as tg
+from blocks import TwinSystem
 from blocks.anomaly import CUSUM
 from blocks.estimation import EKF
 from blocks.health import RUL, ParameterHealth
@@ -46,7 +46,7 @@ SETTLE_BY = 60.0  # the efficiency error is judged from t0 + SETTLE_BY on [s]
 RUL_POINTS = (150.0, 100.0, 50.0)  # true RUL at which the RUL error is reported [s]
 RUL_WINDOW = 100.0  # span of health history the RUL trend is fitted on [s]
 CUSUM_K, CUSUM_H = 1.0, 8.0  # allowance and threshold on the normalised residual [-]
-RESIDUAL_PORT = "residual.residual"  # the normalised residual ν / √S that TwinSystem feeds the CUSUM
+RESIDUAL_PORT = "normalized.residual"  # the normalised residual ν / √S that TwinSystem feeds the CUSUM
 
 
 def efficiency(t: np.ndarray) -> np.ndarray:
@@ -67,25 +67,27 @@ def true_rul(t: np.ndarray) -> np.ndarray:
     return np.maximum(failure_time() - np.asarray(t, dtype=float), 0.0)
 
 
-def build_twin(batch: int) -> tg.TwinSystem:
+def build_twin(batch: int) -> TwinSystem:
     """The twin: EKF on the nominal pump estimating efficiency, CUSUM on its residual, health and RUL.
 
     The EKF's model is the truth's own equations, so the state has no process
     noise; the efficiency is a random walk of variance 1e-7 per tick. Its
     steady-state gain K ≈ 0.05 makes the estimate lag the wear by about
     ``dt (1 - K) / K ≈ 5 s`` (0.0026 at 5e-4 /s) with a scatter of sd 0.001.
+    The history keeps the normalised residual of the whole run (the other
+    series come from each tick's result).
     """
-    pump = PumpLike()
-    ekf = EKF(model=pump, estimate=("efficiency",), q=0.0, q_params=1e-7, r=FLOW_NOISE**2,
-              p0=0.0, p0_params=1e-4)
-    return tg.TwinSystem(
-        physics=pump,
+    ekf = EKF(estimate=("efficiency",), q=0.0, q_params=1e-7, r=FLOW_NOISE**2, p0=0.0, p0_params=1e-4)
+    return TwinSystem(
+        physics=PumpLike(),
         estimator=ekf,
         anomaly=CUSUM(k=CUSUM_K, h=CUSUM_H),
         health=ParameterHealth(param="efficiency", nominal=ETA_NEW, failed=ETA_FAILED),
         rul=RUL(window=round(RUL_WINDOW / DT), threshold=0.0, model="linear", min_samples=40),
         dt=DT,
         batch=batch,
+        log=[RESIDUAL_PORT],
+        max_len=None,
     )
 
 
@@ -113,7 +115,8 @@ def simulate(seeds: list[int], duration: float = DURATION, progress: bool = True
     twin.initialize()
     truth = PumpLike()
     x, p = truth.initial_state(batch), truth.batch_params(batch)
-    logged = {name: np.empty((steps, batch)) for name in ("flow", "efficiency_est", "cusum_score", "hi", "rul")}
+    names = ("flow", "efficiency_est", "efficiency_sd", "cusum_score", "hi", "rul", "rul_lower", "rul_upper")
+    logged = {name: np.empty((steps, batch)) for name in names}
     alarm = np.zeros((steps, batch), dtype=bool)
     for k in tqdm(range(steps), desc="ticks", disable=not progress):
         u = volts[k, :, None]
@@ -121,28 +124,27 @@ def simulate(seeds: list[int], duration: float = DURATION, progress: bool = True
         y = truth.observe(x, u, p) + noise[k, :, None]
         result = twin.step(u=u, measurement=y)
         logged["flow"][k] = y[:, 0]
-        for name, value in (("efficiency_est", result.params), ("cusum_score", result.anomaly),
-                            ("hi", result.health_indicator), ("rul", result.rul)):
+        for name, value in (("efficiency_est", result.params), ("efficiency_sd", result.params_std),
+                            ("cusum_score", result.anomaly), ("hi", result.health_indicator),
+                            ("rul", result.rul), ("rul_lower", result.rul_lower), ("rul_upper", result.rul_upper)):
             logged[name][k] = np.reshape(value, batch)
         alarm[k] = np.reshape(result.alarm, batch)
         x = truth.advance(x, u, time[k], DT, p)
 
-    history = twin.history
-    n_x = truth.n_x
     columns = {
         "voltage": volts,
         "flow": logged["flow"],
         "efficiency_true": eta[:, None],
         "efficiency_est": logged["efficiency_est"],
-        "efficiency_sd": np.sqrt(np.reshape(history["estimator.P"], (steps, batch, -1))[:, :, n_x]),
-        "residual": np.reshape(history[RESIDUAL_PORT], (steps, batch)),
+        "efficiency_sd": logged["efficiency_sd"],
+        "residual": np.reshape(twin.history[RESIDUAL_PORT], (steps, batch)),
         "cusum_score": logged["cusum_score"],
         "alarm": alarm,
         "hi": logged["hi"],
         "hi_true": np.clip((eta[:, None] - ETA_FAILED) / (ETA_NEW - ETA_FAILED), 0.0, 1.0),
         "rul": logged["rul"],
-        "rul_lower": np.reshape(history["rul.rul_lower"], (steps, batch)),
-        "rul_upper": np.reshape(history["rul.rul_upper"], (steps, batch)),
+        "rul_lower": logged["rul_lower"],
+        "rul_upper": logged["rul_upper"],
         "rul_true": true_rul(time)[:, None],
     }
     frame = pd.DataFrame({"seed": np.repeat(seeds, steps), "time": np.tile(time, batch)})

@@ -121,7 +121,7 @@ def build_twin() -> tg.Graph:
     g.connect(y.out.value, ekf.inp.y)
     g.connect(ekf.out.innovation, residual.inp.innovation)
     g.connect(ekf.out.S, residual.inp.S)
-    g.connect(residual.out.residual, cusum.inp.x)
+    g.connect(residual.out.residual, cusum.inp.u)
     g.connect(ekf.out.params, health.inp.params)
     g.connect(health.out.hi, rul.inp.hi)
     return g

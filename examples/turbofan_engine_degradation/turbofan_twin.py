@@ -23,7 +23,7 @@ def build_twin(model: WindowRUL) -> tg.Graph:
     sensors = g.add(tg.Input("sensors", shape=(len(SENSORS),)))
     valid = g.add(tg.Input("valid", dtype="bool"))
     g.add(model)
-    g.connect(sensors.out.value, model.inp.x)
+    g.connect(sensors.out.value, model.inp.u)
     g.connect(valid.out.value, model.inp.valid)
     g.validate()
     return g

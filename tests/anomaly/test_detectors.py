@@ -7,12 +7,12 @@ import twingraph as tg
 from blocks.anomaly import CUSUM, EMA, Threshold
 
 
-def run(block: tg.Block, x: np.ndarray) -> tg.History:
+def run(block: tg.Block, u: np.ndarray) -> tg.History:
     g = tg.Graph("detect", dt=1.0)
     g.add(block)
-    feed = g.add(tg.Input("x", shape=x.shape[2:]))
-    g.connect(feed.out.value, f"{block.name}.x")
-    return tg.Simulator(g, batch=x.shape[1]).run(inputs={"x": x})
+    feed = g.add(tg.Input("u", shape=u.shape[2:]))
+    g.connect(feed.out.value, block.inp.u)
+    return tg.Simulator(g, batch=u.shape[1]).run(inputs={"u": u})
 
 
 def test_cusum_matches_a_hand_computed_sequence():
@@ -56,17 +56,31 @@ def test_threshold_hysteresis_and_minimum_duration():
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        (CUSUM(h=-1, name="c"), "The 'h' parameter of CUSUM 'c' must be > 0. Got -1 instead."),
-        (CUSUM(k=-0.1, name="c"), "The 'k' parameter of CUSUM 'c' must be >= 0. Got -0.1 instead."),
+        (CUSUM(h=-1, name="c"), "The 'h' parameter of CUSUM 'c' must be a number > 0. Got -1."),
+        (CUSUM(h=np.inf, name="c"), "The 'h' parameter of CUSUM 'c' must be a number > 0, finite. Got inf."),
+        (CUSUM(k=-0.1, name="c"), "The 'k' parameter of CUSUM 'c' must be a number >= 0. Got -0.1."),
+        (CUSUM(k="0.5", name="c"), "The 'k' parameter of CUSUM 'c' must be a number >= 0. Got '0.5'."),
         (
             CUSUM(restart="sometimes", name="c"),
-            "The 'restart' parameter of CUSUM 'c' must be one of \\['alarm', 'never'\\]",
+            "The 'restart' parameter of CUSUM 'c' must be one of ['alarm', 'never']. Got 'sometimes'.",
         ),
-        (EMA(alpha=0.0, name="c"), "The 'alpha' parameter of EMA 'c' must be in \\(0, 1\\]. Got 0.0 instead."),
-        (Threshold(upper=1.0, lower=2.0, name="c"), "The 'lower' parameter of Threshold 'c' must be <= upper"),
-        (Threshold(min_duration=0, name="c"), "The 'min_duration' parameter of Threshold 'c' must be an int >= 1"),
+        (EMA(alpha=0.0, name="c"), "The 'alpha' parameter of EMA 'c' must be a number in (0, 1]. Got 0.0."),
+        (EMA(alpha=None, name="c"), "The 'alpha' parameter of EMA 'c' must be a number in (0, 1]. Got None."),
+        (
+            Threshold(upper=1.0, lower=2.0, name="c"),
+            "The 'lower' parameter of Threshold 'c' must be None or <= upper (1.0). Got 2.0.",
+        ),
+        (Threshold(upper="high", name="c"), "The 'upper' parameter of Threshold 'c' must be a number. Got 'high'."),
+        (
+            Threshold(min_duration=1.5, name="c"),
+            "The 'min_duration' parameter of Threshold 'c' must be an int >= 1 [ticks]. Got 1.5.",
+        ),
     ],
 )
-def test_bad_params_are_named(block, message):
-    with pytest.raises(tg.TwinGraphError, match=message):
-        run(block, np.zeros((2, 1, 1)))
+def test_bad_params_are_refused_when_the_graph_is_validated(block, message):
+    g = tg.Graph("detect", dt=1.0)
+    g.add(block)
+    g.connect(g.add(tg.Input("u", shape=(1,))).out.value, "c.u")
+    with pytest.raises(tg.ParamError) as error:
+        g.validate()
+    assert message in str(error.value)

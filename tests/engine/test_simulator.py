@@ -19,7 +19,7 @@ def tracking_graph() -> tg.Graph:
     err = g.add(Sum(signs="+--", name="err"))
     sat = g.add(Saturation(lower=-0.7, upper=0.9, name="sat"))
     sq = g.add(Product(ops="**", name="sq"))
-    x = g.add(Integrator(k=4.0, name="x"))
+    x = g.add(Integrator(k=4.0, unit="m", name="x"))  # k [1/s]: the integral of m is in m
     d = g.add(UnitDelay(initial=0.1, name="d"))
     g.connect(r.out.value, err.inp.u1)
     g.connect(x.out.y, err.inp.u2)
@@ -112,6 +112,61 @@ def test_nan_measurement_propagates_without_crashing():
     sim = tg.Simulator(tracking_graph())
     out = sim.step(r=[np.nan, 1.0], w=[0.0, 0.0])
     assert np.isnan(out["err.y"][0]) and out["err.y"][1] == 1.0
+
+
+def _measured(shape: tuple = (2,), dtype: str = "float64") -> tg.Graph:
+    """A measurement Input straight to an Output: the engine alone, no block code."""
+    g = tg.Graph("meas", dt=0.5)
+    g.add(tg.Input("y", shape=shape, dtype=dtype, unit="m"))
+    g.add(tg.Output("out"))
+    g.connect("y.value", "out.u")
+    return g
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_measurement_via_step_names_input_tick_element_and_asset(bad):
+    sim = tg.Simulator(_measured(), batch=4)
+    sim.step(y=np.zeros((4, 2)))
+    values = np.zeros((4, 2))
+    values[3, 1] = bad
+    with pytest.raises(
+        tg.SimulationError, match=rf"Input 'y' got {bad} at tick 1 \(element 1 of asset 3\); NaN marks a"
+    ):
+        sim.step(y=values)
+    with pytest.raises(tg.SimulationError, match=rf"Input 'y' got {bad} at tick 1 \(element 0 of every asset\)"):
+        sim.step(y=[bad, 0.0])
+    assert sim.tick == 1
+    single = tg.Simulator(_measured(shape=()))
+    with pytest.raises(tg.SimulationError, match=rf"Input 'y' got {bad} at tick 0 \(asset 0\)"):
+        single.step(y=bad)
+
+
+def test_an_infinite_measurement_via_run_names_the_tick():
+    sim = tg.Simulator(_measured(), batch=3)
+    sim.step(y=np.zeros(2))
+    data = np.zeros((20, 3, 2))
+    data[12, 2, 0] = np.inf
+    data[15, 0, 1] = -np.inf
+    with pytest.raises(tg.SimulationError, match=r"Input 'y' got inf at tick 13 \(element 0 of asset 2\)"):
+        sim.run({"y": data})
+    with pytest.raises(tg.SimulationError, match=r"Input 'y' got inf at tick 13 \(element 0 of every asset\)"):
+        sim.run({"y": data[:, 2]})
+    frame = pd.DataFrame({"y[0]": data[:, 2, 0], "y[1]": data[:, 2, 1]})
+    with pytest.raises(tg.SimulationError, match=r"Input 'y' got inf at tick 13 \(element 0 of every asset\)"):
+        sim.run(frame)
+    assert sim.tick == 1 and len(sim.history) == 1  # nothing ran
+
+
+def test_nan_measurements_still_pass_and_inf_in_int_inputs_is_refused():
+    sim = tg.Simulator(_measured(), batch=2)
+    data = np.full((5, 2, 2), np.nan)
+    data[:, 0, 0] = 1.0
+    history = sim.run({"y": data})
+    np.testing.assert_array_equal(history["y.value"], data)
+    assert np.isnan(sim.step(y=[np.nan, 2.0])["y.value"][:, 0]).all()
+    counts = tg.Simulator(_measured(dtype="int64"))
+    with pytest.raises(tg.SimulationError, match=r"Input 'y' expects int64 values. Got inf instead"):
+        counts.step(y=np.inf)
 
 
 def test_run_from_a_dataframe_equals_run_from_arrays():

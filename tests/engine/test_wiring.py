@@ -107,9 +107,9 @@ def test_names_are_checked_and_defaulted():
     assert (first.name, second.name) == ("gain", "gain_1")
     with pytest.raises(tg.WiringError, match="already has a block named 'gain'"):
         g.add(Gain(name="gain"))
-    with pytest.raises(tg.WiringError, match="Got 'a.b' instead"):
+    with pytest.raises(tg.WiringError, match=r"Got 'a\.b'\.$"):
         Gain(name="a.b")
-    with pytest.raises(tg.WiringError, match="'dt' parameter of Graph 'g' must be > 0"):
+    with pytest.raises(tg.ParamError, match=r"'dt' parameter of Graph 'g' must be a number > 0 \[s\]\. Got 0\."):
         tg.Graph("g", dt=0)
 
 
@@ -126,7 +126,7 @@ def test_validate_lists_every_unconnected_input():
 
 
 def test_signal_describe_and_bad_specs():
-    assert tg.Signal(shape=4, unit="m 3/s").describe() == "(4,) float64 [m3/s]"
+    assert tg.Signal(shape=4, unit=" m^3/s ").describe() == "(4,) float64 [m^3/s]"  # as written, trimmed
     with pytest.raises(tg.WiringError, match="positive dimensions"):
         tg.Signal(shape=(0,))
     with pytest.raises(tg.WiringError, match="unit must be a string"):

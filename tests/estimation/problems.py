@@ -11,7 +11,7 @@ DT = 0.05
 
 def filter_graph(block: tg.Block) -> tg.Graph:
     """``u, y → block`` with the block's own port signals."""
-    model = block.process
+    model = block.model
     g = tg.Graph("filter", dt=DT)
     g.add(block)
     if model.n_u:

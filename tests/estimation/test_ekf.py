@@ -1,4 +1,6 @@
-"""The EKF against filterpy, its consistency (NIS), missing measurements and parameter estimation."""
+"""The EKF against filterpy, its consistency (NIS), missing and infinite measurements, parameters, bad params."""
+
+import re
 
 import numpy as np
 import pytest
@@ -6,8 +8,10 @@ from filterpy.kalman import ExtendedKalmanFilter
 from scipy.stats import chi2
 
 import twingraph as tg
-from blocks.estimation import EKF
-from blocks.physics import MassSpringDamper, PumpLike
+from blocks.estimation import EKF, UKF
+from blocks.math import Gain
+from blocks.physics import FunctionODE, MassSpringDamper, PumpLike, TankLevel
+from blocks.sources import Input
 
 from .problems import DT, filter_graph, missing_measurements, pendulum, simulate_linear
 
@@ -100,7 +104,7 @@ def test_nis_of_a_consistent_linear_filter_is_chi_square():
     q, r, steps = np.array([1e-5, 1e-4]), 1e-3, 2000
     model, u, y = simulate_linear(steps, 1, q, r, seed=3)
     sim = tg.Simulator(filter_graph(EKF(model=model, q=q, r=r, p0=1e-6, x0=0.0, name="ekf")))
-    nis = sim.run(inputs={"u": u, "y": y})["ekf.normalized_innovation"]
+    nis = sim.run(inputs={"u": u, "y": y})["ekf.nis"]
     low, high = chi2.ppf([0.025, 0.975], steps) / steps  # the mean of 2,000 χ²(1) draws
     assert low < nis.mean() < high
     assert (round(low, 3), round(high, 3)) == (0.939, 1.063)
@@ -117,7 +121,7 @@ def test_missing_elements_are_predict_only():
     reference = single.run(inputs={"y": y[:, :, :1]})
     np.testing.assert_allclose(hist["ekf.x_hat"][:, 1], reference["ekf.x_hat"][:, 1], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(hist["ekf.P"][:, 1], reference["ekf.P"][:, 1], rtol=1e-9, atol=1e-12)
-    assert (hist["ekf.normalized_innovation"][20:30, 2] == 0).all()
+    assert (hist["ekf.nis"][20:30, 2] == 0).all()
     # with nothing measured, the posterior is the prior: the filter coasts on the model
     coast = both.advance(hist["ekf.x_hat"][20, 2:3], np.zeros((1, 0)), 0.0, DT, {})
     np.testing.assert_allclose(hist["ekf.x_hat"][21, 2], coast[0], rtol=1e-12)
@@ -149,15 +153,75 @@ def test_analytic_and_finite_difference_jacobians_agree():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"estimate": ("eta",)}, "The 'estimate' parameter of EKF 'ekf' must be a tuple of names from"),
+        ({"estimate": ("eta",)}, r"The 'estimate' parameter of EKF 'ekf' must be a tuple of distinct names from \["),
+        ({"estimate": "efficiency"}, "The 'estimate' parameter of EKF 'ekf' must be a tuple of distinct names"),
         ({"jacobian": "exact"}, r"The 'jacobian' parameter of EKF 'ekf' must be one of \['auto', 'analytic', 'fd'\]"),
-        ({"r": 0.0}, r"The 'r' parameter of EKF 'ekf' must be > 0"),
-        ({"q": [1.0, 2.0, 3.0]}, "The 'q' parameter of EKF 'ekf' must be a variance >= 0 or 2 of them"),
+        ({"r": 0.0}, r"The 'r' parameter of EKF 'ekf' must be a variance > 0, or 1 of them \(one per measurement\)"),
+        ({"q": [1.0, 2.0, 3.0]}, r"The 'q' parameter of EKF 'ekf' must be a variance >= 0, or 2 of them "
+                                 r"\(one per state\)\. Got \[1\.0, 2\.0, 3\.0\]\."),
+        ({"q": "lots"}, r"The 'q' parameter of EKF 'ekf' must be a number or an array_like of finite numbers\. "
+                        r"Got 'lots'\."),
+        ({"q_params": float("inf")}, "The 'q_params' parameter of EKF 'ekf' must be a number or an array_like of"),
+        ({"p0": [True, False]}, "The 'p0' parameter of EKF 'ekf' must be a number or an array_like of"),
+        ({"p0": [[1.0], [1.0, 2.0]]}, "The 'p0' parameter of EKF 'ekf' must be a number or an array_like of"),
+        ({"x0": "abc"}, r"The 'x0' parameter of EKF 'ekf' must be a number or an array_like of finite numbers"),
+        ({"x0": [1.0, 2.0, 3.0]}, r"The 'x0' parameter of EKF 'ekf' must be None or an initial state of 2 values"),
     ],
 )
-def test_bad_params_are_named(params, message):
-    with pytest.raises(tg.TwinGraphError, match=message):
-        filter_graph(EKF(name="ekf", **params)).validate()
+def test_bad_params_are_named_at_validate(params, message):
+    block = EKF(model=PumpLike(name="pump"), name="ekf", **params)
+    with pytest.raises(tg.ParamError, match=message):
+        filter_graph(block).validate()
+
+
+def test_an_analytic_jacobian_needs_a_model_that_has_one():
+    tank = EKF(model=TankLevel(name="tank"), jacobian="analytic", name="ekf")
+    message = r"The 'jacobian' parameter of EKF 'ekf' must be 'auto' or 'fd' \(TankLevel has no analytic Jacobian\)"
+    with pytest.raises(tg.ParamError, match=message):
+        filter_graph(tank).validate()
+    none = FunctionODE(lambda x, u, t, p: -x, jac=None, name="decay")  # overrides jacobian, returns None
+    with pytest.raises(tg.ParamError, match="The 'jacobian' parameter of EKF 'ekf' must be 'auto' or 'fd'"):
+        tg.Simulator(filter_graph(EKF(model=none, jacobian="analytic", name="ekf")))
+    auto = tg.Simulator(filter_graph(EKF(model=TankLevel(name="tank"), name="ekf")))  # "auto": finite differences
+    assert np.isfinite(auto.step(u=[[1e-3]], y=[[1.0]])["ekf.x_hat"]).all()
+
+
+@pytest.mark.parametrize(("model", "got"), [(None, r"None\."), (Gain(k=2.0, name="k"), r"Gain\(k=2\.0")])
+def test_a_filter_without_an_ode_model_is_refused_at_validate(model, got):
+    g = tg.Graph("g", dt=DT)
+    ekf = g.add(EKF(model=model, name="ekf"))
+    message = rf"^The 'model' parameter of EKF 'ekf' must be an ODEModel block\. Got {got}"
+    with pytest.raises(tg.ParamError, match="Graph 'g' has invalid params") as error:
+        g.validate()
+    assert re.search(message, str(error.value).splitlines()[1].lstrip(" -"))
+    with pytest.raises(tg.ParamError, match=message):  # wiring it fails early, with the same message
+        g.connect(g.add(Input("y", shape=(1,))).out.value, ekf.inp.y)
+
+
+def sensor_feeding(block: tg.Block) -> tg.Graph:
+    """``u → sensor → block.y``: the sensor reads 0.5 where ``u`` is 0, ±inf where ``u`` ≷ 0, NaN where NaN."""
+    sensor = FunctionODE(
+        lambda x, u, t, p: 0.0 * x,
+        h=lambda x, u, p: np.select([u == 0.0, u > 0.0, u < 0.0], [x, np.inf, -np.inf], np.nan),
+        states=("a",), x0=0.5, n_inputs=1, n_outputs=1, direct_feedthrough=True, name="sensor",
+    )
+    g = tg.Graph("sensed", dt=DT)
+    g.connect(g.add(Input("u", shape=(1,))).out.value, g.add(sensor).inp.u)
+    g.connect(sensor.out.y, g.add(block).inp.y)
+    return g
+
+
+@pytest.mark.parametrize("kind", [EKF, UKF])
+def test_nan_is_missing_and_inf_is_an_error_naming_block_and_port(kind):
+    decay = FunctionODE(lambda x, u, t, p: -x, states=("a",), name="decay")
+    sim = tg.Simulator(sensor_feeding(kind(model=decay, r=0.1, name="f")), batch=2)
+    out = sim.step(u=[[0.0], [np.nan]])  # asset 1 measures NaN: missing, predict only
+    assert out["f.innovation"][1, 0] == 0.0 and out["f.nis"][1] == 0.0 and np.isfinite(out["f.x_hat"]).all()
+    for value, shown in ((1.0, "inf"), (-1.0, "-inf")):
+        with pytest.raises(tg.SimulationError, match=(
+            rf"^{kind.__name__} 'f': input 'y' is {shown} at t = 0.05 s \(asset 1, element 0\)\. "
+            r"A measurement must be finite, or NaN where it is missing\.$")):
+            sim.step(u=[[0.0], [value]])
 
 
 def test_snapshot_restore_resumes_exactly():

@@ -8,6 +8,7 @@ from scipy.stats import chi2
 import twingraph as tg
 from blocks.estimation import EKF, UKF
 from blocks.estimation.ukf import merwe_weights
+from blocks.math import Gain
 from blocks.physics import FunctionODE, MassSpringDamper
 from blocks.sources import Input
 
@@ -123,7 +124,7 @@ def test_missing_elements_are_predict_only():
     reference = single.run(inputs={"y": y[:, :, :1]})
     np.testing.assert_allclose(hist["ukf.x_hat"][:, 1], reference["ukf.x_hat"][:, 1], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(hist["ukf.P"][:, 1], reference["ukf.P"][:, 1], rtol=1e-9, atol=1e-12)
-    assert (hist["ukf.normalized_innovation"][20:30, 2] == 0).all()
+    assert (hist["ukf.nis"][20:30, 2] == 0).all()
     for k in range(20, 30):  # nothing measured: the posterior is exactly the prior, the filter coasts
         np.testing.assert_array_equal(hist["ukf.x_hat"][k, 2], priors[k][0])
         np.testing.assert_array_equal(hist["ukf.P"][k, 2], priors[k][1])
@@ -147,7 +148,7 @@ def test_nis_of_a_consistent_linear_filter_is_chi_square():
     q, r, steps = np.array([1e-5, 1e-4]), 1e-3, 2000
     model, u, y = simulate_linear(steps, 1, q, r, seed=3)
     sim = tg.Simulator(filter_graph(UKF(model=model, q=q, r=r, p0=1e-6, x0=0.0, name="ukf")))
-    nis = sim.run(inputs={"u": u, "y": y})["ukf.normalized_innovation"]
+    nis = sim.run(inputs={"u": u, "y": y})["ukf.nis"]
     low, high = chi2.ppf([0.025, 0.975], steps) / steps  # the mean of 2,000 χ²(1) draws
     assert (round(low, 3), round(high, 3)) == (0.939, 1.063)
     assert low < nis.mean() < high
@@ -207,17 +208,32 @@ def test_ukf_beats_the_ekf_on_a_falling_body():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"estimate": ("eta",)}, "The 'estimate' parameter of UKF 'ukf' must be a tuple of names from"),
-        ({"p0": 0.0}, r"The 'p0' parameter of UKF 'ukf' must be > 0 \(a variance; the sigma points need P"),
-        ({"r": [1.0, 2.0]}, "The 'r' parameter of UKF 'ukf' must be a variance >= 0 or 1 of them"),
-        ({"alpha": 0.0}, r"The 'alpha' parameter of UKF 'ukf' must be > 0"),
-        ({"beta": -1.0}, r"The 'beta' parameter of UKF 'ukf' must be >= 0"),
-        ({"kappa": -2.0}, r"The 'kappa' parameter of UKF 'ukf' must be > -n = -2"),
+        ({"estimate": ("eta",)}, "The 'estimate' parameter of UKF 'ukf' must be a tuple of distinct names from"),
+        ({"p0": 0.0}, r"The 'p0' parameter of UKF 'ukf' must be a variance > 0, or 2 of them"),
+        ({"r": [1.0, 2.0]}, r"The 'r' parameter of UKF 'ukf' must be a variance > 0, or 1 of them"),
+        ({"q": "lots"}, r"The 'q' parameter of UKF 'ukf' must be a number or an array_like of .* Got 'lots'\."),
+        ({"alpha": 0.0}, r"The 'alpha' parameter of UKF 'ukf' must be a number > 0\. Got 0\.0\."),
+        ({"alpha": "wide"}, r"The 'alpha' parameter of UKF 'ukf' must be a number > 0\. Got 'wide'\."),
+        ({"beta": -1.0}, r"The 'beta' parameter of UKF 'ukf' must be a number >= 0\. Got -1\.0\."),
+        ({"beta": float("nan")}, r"The 'beta' parameter of UKF 'ukf' must be a number >= 0\. Got nan\."),
+        ({"kappa": -2.0}, r"The 'kappa' parameter of UKF 'ukf' must be > -2 \(n \+ kappa > 0 for n = 2 states"),
+        ({"kappa": None}, r"The 'kappa' parameter of UKF 'ukf' must be a number\. Got None\."),
     ],
 )
-def test_bad_params_are_named(params, message):
-    with pytest.raises(tg.TwinGraphError, match=message):
-        filter_graph(UKF(name="ukf", **params)).validate()
+def test_bad_params_are_named_at_validate(params, message):
+    with pytest.raises(tg.ParamError, match=message):
+        filter_graph(UKF(model=MassSpringDamper(name="msd"), name="ukf", **params)).validate()
+
+
+@pytest.mark.parametrize(("model", "got"), [(None, r"None\."), (Gain(k=2.0, name="k"), r"Gain\(k=2\.0")])
+def test_a_filter_without_an_ode_model_is_refused_at_validate(model, got):
+    g = tg.Graph("g", dt=DT)
+    ukf = g.add(UKF(model=model, name="ukf"))
+    message = rf"The 'model' parameter of UKF 'ukf' must be an ODEModel block\. Got {got}"
+    with pytest.raises(tg.ParamError, match=message):
+        g.validate()
+    with pytest.raises(tg.ParamError, match=message):
+        ukf.out.nis  # noqa: B018 -- the ports need the model
 
 
 def test_a_covariance_that_collapses_stops_the_run_naming_block_and_asset():

@@ -26,8 +26,32 @@ def test_parameter_rising_towards_failure_and_picked_by_name():
     np.testing.assert_allclose(hi[0], [1.0, 0.0, 0.0])
 
 
-def test_bad_params_are_named():
-    with pytest.raises(tg.TwinGraphError, match="The 'estimated' parameter of ParameterHealth 'hi' must be"):
-        health(ParameterHealth(estimated=("friction",), name="hi"), np.zeros((1, 1, 1)))
-    with pytest.raises(tg.TwinGraphError, match="The 'failed' parameter of ParameterHealth 'hi' must be different"):
-        health(ParameterHealth(nominal=1.0, failed=1.0, name="hi"), np.zeros((1, 1, 1)))
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"estimated": ("friction",)},
+            "The 'estimated' parameter of ParameterHealth 'hi' must be None or a tuple of names holding "
+            "'efficiency'. Got ('friction',).",
+        ),
+        (
+            {"estimated": "efficiency"},
+            "The 'estimated' parameter of ParameterHealth 'hi' must be None or a tuple of names holding "
+            "'efficiency'. Got 'efficiency'.",
+        ),
+        (
+            {"nominal": 1.0, "failed": 1.0},
+            "The 'failed' parameter of ParameterHealth 'hi' must be different from nominal (1.0). Got 1.0.",
+        ),
+        ({"failed": "0.6"}, "The 'failed' parameter of ParameterHealth 'hi' must be a number. Got '0.6'."),
+        ({"param": 3}, "The 'param' parameter of ParameterHealth 'hi' must be a parameter name (str). Got 3."),
+    ],
+)
+def test_bad_params_are_refused_when_the_graph_is_validated(params, message):
+    g = tg.Graph("h", dt=1.0)
+    g.add(ParameterHealth(name="hi", **params))
+    g.add(tg.Input("p", shape=(1,)))
+    with pytest.raises(tg.ParamError) as error:  # at connect: the input shape depends on 'estimated'
+        g.connect("p.value", "hi.params")
+        g.validate()
+    assert message in str(error.value)

@@ -104,12 +104,17 @@ def test_a_filter_told_the_wrong_noise_loses_health():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"window": 0}, r"The 'window' parameter of ResidualHealth 'hi' must be an int >= 1 \[ticks\]"),
-        ({"nominal": -1.0}, r"The 'nominal' parameter of ResidualHealth 'hi' must be >= 0"),
-        ({"failed": 1.0}, r"The 'failed' parameter of ResidualHealth 'hi' must be > nominal \(1.0\)"),
-        ({"min_samples": 2.5}, r"The 'min_samples' parameter of ResidualHealth 'hi' must be an int >= 1"),
+        ({"window": 0}, "The 'window' parameter of ResidualHealth 'hi' must be an int >= 1 [ticks]. Got 0."),
+        ({"nominal": -1.0}, "The 'nominal' parameter of ResidualHealth 'hi' must be a number >= 0. Got -1.0."),
+        ({"nominal": "low"}, "The 'nominal' parameter of ResidualHealth 'hi' must be a number >= 0. Got 'low'."),
+        ({"failed": 1.0}, "The 'failed' parameter of ResidualHealth 'hi' must be > nominal (1.0). Got 1.0."),
+        ({"failed": np.inf}, "The 'failed' parameter of ResidualHealth 'hi' must be a number, finite. Got inf."),
+        ({"min_samples": 2.5}, "The 'min_samples' parameter of ResidualHealth 'hi' must be an int >= 1. Got 2.5."),
     ],
 )
-def test_bad_params_are_named(params, message):
-    with pytest.raises(tg.TwinGraphError, match=message):
-        run(ResidualHealth(name="hi", **params), np.zeros((1, 1, 1)))
+def test_bad_params_are_refused_when_the_graph_is_validated(params, message):
+    g = tg.Graph("h", dt=1.0)
+    g.connect(g.add(tg.Input("r", shape=(1,))).out.value, g.add(ResidualHealth(name="hi", **params)).inp.residual)
+    with pytest.raises(tg.ParamError) as error:
+        g.validate()
+    assert message in str(error.value)

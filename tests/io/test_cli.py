@@ -66,7 +66,7 @@ def test_errors_are_one_message_without_traceback(example, tmp_path, monkeypatch
     graph = str(example / "controlled_plant.json")
     result = twingraph("validate", "bad.json", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == "twingraph validate: error: bad.json: $: 'dt' is a required property\n"
+    assert result.stderr == "twingraph validate: error: bad.json: $: 'dt' is a required property (in graph 'x')\n"
     monkeypatch.chdir(tmp_path)
     for args, message in [
         (["info", "missing.json"], "Cannot read graph file 'missing.json'"),

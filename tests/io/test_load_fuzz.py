@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import twingraph as tg
-from blocks.math import Sum
+from blocks.math import Saturation, Sum
 from blocks.sources import Constant, DataSource, Step
 
 INTERESTING = [
@@ -52,13 +52,16 @@ JSON = st.recursive(
 
 def _base_graph(make_loop) -> tg.Graph:
     g = make_loop()
-    g.add(Step(time=math.inf, before=(0.0, 0.0), after=(1.0, 2.0), name="step"))
-    g.add(Constant(value=np.array([1.5, math.nan]), unit="m", name="c"))
+    g.add(Step(time=0.25, before=(0.0, 0.0), after=(1.0, 2.0), name="step"))
+    g.add(Constant(value=np.array([1.5, -2.0]), unit="m", name="c"))
+    g.add(Saturation(lower=-math.inf, upper=1.0, name="clip"))  # a non-finite float param
     g.add(Sum(signs="++", name="total"))
     frame = pd.DataFrame({"a": np.linspace(0.0, 1.0, 1500), "b": np.arange(1500)})
+    frame.loc[7, "a"] = math.nan  # a missing sample
     g.add(DataSource(data=frame, extrapolation="zero", name="src"))
     g.add(tg.Output("replay"))
-    g.connect("step.y", "total.u1")
+    g.connect("step.y", "clip.u")
+    g.connect("clip.y", "total.u1")
     g.connect("c.y", "total.u2")
     g.connect("src.y", "replay.u")
     return g

@@ -1,5 +1,6 @@
 """The formula parser: safe on any text, exact text round trip, derivatives against finite differences."""
 
+import ast
 import builtins
 import contextlib
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from blocks.ml.expression import (
     FUNCTIONS,
     MAX_DEPTH,
+    MAX_LENGTH,
     BinOp,
     Call,
     ExpressionError,
@@ -59,6 +61,8 @@ ATTACKS = [
     "1e999",
     "(" * 200 + "x" + ")" * 200,
     "-" * 500 + "x",
+    "-" * 5000 + "x",
+    "x**" * 3000 + "x",
     "+".join(["x"] * (MAX_DEPTH + 5)),
     "",
     "   ",
@@ -70,7 +74,14 @@ def test_code_is_never_executed_and_is_refused_with_a_clear_error(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the parser executed code")
 
-    for name in ("eval", "exec", "compile", "__import__"):
+    def tree_only(source, filename, mode, flags=0, *args, **kwargs):  # ast.parse: a syntax tree, never code
+        if not flags & ast.PyCF_ONLY_AST:
+            raise AssertionError("the parser compiled code")
+        return compile_(source, filename, mode, flags, *args, **kwargs)
+
+    compile_ = builtins.compile
+    monkeypatch.setattr(builtins, "compile", tree_only)
+    for name in ("eval", "exec", "__import__"):
         monkeypatch.setattr(builtins, name, forbidden)
     for text in ATTACKS:
         with pytest.raises(ExpressionError, match="Cannot parse the formula"):
@@ -87,7 +98,15 @@ def test_code_is_never_executed_and_is_refused_with_a_clear_error(monkeypatch):
     ("sin(x, v)", "'sin' takes 1 argument, given 2"),
     ("x +", "found the end"),
     ("(x", "expected ')' at position 2"),
-    ("x v", "unexpected 'v' at position 2"),
+    ("x v", "invalid syntax at position 2, found 'v'"),
+    ("x^2 v", "invalid syntax at position 4, found 'v'"),  # positions count "^" as one character
+    ("x )", "unmatched ')' at position 2"),
+    ("u + (x if v else u)", "'x if v else u' at position 5 is not a number, a name, an operation"),
+    ("sin(**x)", "'sin(**x)' at position 0 is not"),
+    ("2 + 1_000", "'1_000' at position 4 is not"),
+    ("0x1f", "'0x1f' at position 0 is not"),
+    ("x // v", "'x // v' at position 0 is not"),
+    ("x" * (MAX_LENGTH + 1), f"longer than {MAX_LENGTH} characters"),
     ("(" * 60 + "x" + ")" * 60, "nested more than 50 levels"),
 ])
 def test_error_messages_say_what_and_where(text, message):
@@ -107,6 +126,8 @@ def test_error_messages_say_what_and_where(text, message):
     ("8/4/2", 1.0),
     ("1 - 2 - 3", -4.0),
     ("+3 * -2", -6.0),
+    ("1 +\n\t2", 3.0),
+    ("2 ^ 3 ** 2 ^ 0.5", 2.0**3**2**0.5),
     (".5e1", 5.0),
     ("div(1, 0.0005) + inv(0.0005) + div(6, 3) + inv(4)", 1.0 + 0.0 + 2.0 + 0.25),
     ("max(1, 2) + min(1, 2) + abs(-3) + neg(1) + add(1, 2) + sub(1, 2) + mul(2, 3)", 2 + 1 + 3 - 1 + 3 - 1 + 6),

@@ -181,13 +181,13 @@ def test_user_network_runs_but_does_not_save(tmp_path):
     net = torch.nn.Linear(3, 2, dtype=torch.float64)
     g = tg.Graph("user", dt=DT)
     g.add(tg.Input("u", shape=(1,), unit="N"))
-    g.add(TorchResidual(net=net, name="res"))
+    g.add(TorchResidual(model=MassSpringDamper(), net=net, name="res"))
     g.connect("u.value", "res.u")
     tg.Simulator(g).run(inputs={"u": np.ones((3, 1, 1))}, steps=3)
     with pytest.raises(tg.TwinGraphError, match="param 'net' of block 'res'"):
         g.save(tmp_path / "user.json")
     with pytest.raises(tg.TwinGraphError, match=r"float64 torch\.nn\.Module"):
-        TorchResidual(net=torch.nn.Linear(3, 2)).network()
+        TorchResidual(model=MassSpringDamper(), net=torch.nn.Linear(3, 2)).network()
 
 
 @pytest.mark.parametrize("make", [
@@ -226,5 +226,5 @@ def test_bad_weights_and_wrong_tick_are_clear_errors():
         model.load_weights({})
     g = tg.Graph("tick", dt=0.2)
     g.add(NeuralDynamics(dt=0.1, name="nd"))
-    with pytest.raises(tg.WiringError, match=r"dt = 0\.1 s"):
+    with pytest.raises(tg.ParamError, match=r"The 'dt' parameter of NeuralDynamics 'nd' must be the graph's dt, 0\.2"):
         tg.Simulator(g).run(steps=1)

@@ -150,9 +150,15 @@ def test_a_file_with_code_in_a_formula_is_refused_and_runs_nothing(tmp_path):
     (dict(input_names=("v",)), "'input_names' parameter .* names other than the states"),
     (dict(outputs=()), "'outputs' parameter .* None or at least one formula"),
     (dict(outputs=("2*",)), r"'outputs' parameter .* bad formula at index 0"),
+    (dict(states=3), "'states' parameter .* distinct names"),
+    (dict(states=("x\n", "v")), "'states' parameter .* distinct names"),
+    (dict(formulas=("v", "-x ^^ 2")), r"bad formula at index 1: .*invalid syntax at position 4, found '\^'"),
+    (dict(formulas=("v", "x.real")), r"bad formula at index 1: .*'x.real' at position 0 is not a number"),
+    (dict(substeps=0), "'substeps' parameter of SymbolicODE 'm' must be an int >= 1. Got 0."),
+    (dict(x0=[1.0, 2.0, 3.0]), "'x0' parameter of SymbolicODE 'm' must be a number, one number per state"),
 ])
 def test_bad_params_are_clear_errors(params, message):
-    with pytest.raises(tg.WiringError, match=message) as info:
+    with pytest.raises(tg.ParamError, match=message) as info:
         SymbolicODE(**params, name="m").check_params()
     assert "of SymbolicODE 'm'" in str(info.value)
 
@@ -204,11 +210,30 @@ def test_expansion_multiplies_out_and_merges_like_terms():
 
 def test_sparse_least_squares_drops_small_terms_and_refits():
     x = np.linspace(-2.0, 2.0, 101)
-    columns = np.stack([x, x**3, np.ones_like(x), np.zeros_like(x), x + 0.2 * np.sin(x), np.sin(x)], axis=1)
-    target = 2.0 * x - 0.5 * x**3 + 1e-4
-    coefficients = sparse_least_squares(columns, target, 0.01)  # x + 0.2 sin(x) and sin(x) cancel: both go
+    wiggle = 1e-3 * np.cos(3 * x)
+    columns = np.stack([x, x**3, np.ones_like(x), np.zeros_like(x), np.cos(x), np.cos(x) + wiggle], axis=1)
+    target = 2.0 * x - 0.5 * x**3 + 1e-4 + 0.1 * wiggle
+    full = np.linalg.lstsq(columns, target, rcond=None)[0]
+    np.testing.assert_allclose(full[4:], [-0.1, 0.1], rtol=1e-6)  # the cos pair cancels: 5 % of the RMS each
+    coefficients = sparse_least_squares(columns, target, 0.01)  # ... and carries 0.01 %: both go
     np.testing.assert_allclose(coefficients, [2.0, -0.5, 0.0, 0.0, 0.0, 0.0], atol=1e-9)
+    for order in ([5, 4, 3, 2, 1, 0], [4, 0, 5, 2, 1, 3]):  # no tie: the result does not hang on the order
+        again = np.empty(6)
+        again[order] = sparse_least_squares(columns[:, order], target, 0.01)
+        np.testing.assert_allclose(again, coefficients, atol=1e-9)
     np.testing.assert_array_equal(sparse_least_squares(columns, np.zeros_like(x), 0.01), np.zeros(6))
+
+
+def test_sparse_least_squares_with_exactly_collinear_columns_fits_as_well():
+    """x, x + 0.2 sin(x) and sin(x) are collinear: which goes first is rounding, the fit is the same."""
+    x = np.linspace(-2.0, 2.0, 101)
+    columns = np.stack([x, x**3, np.ones_like(x), x + 0.2 * np.sin(x), np.sin(x)], axis=1)
+    target = 2.0 * x - 0.5 * x**3 + 1e-4
+    coefficients = sparse_least_squares(columns, target, 0.01)
+    np.testing.assert_allclose(columns @ coefficients, 2.0 * x - 0.5 * x**3, atol=1e-9)
+    np.testing.assert_allclose(coefficients[1:3], [-0.5, 0.0], atol=1e-9)
+    tied = coefficients[[0, 3, 4]]
+    assert np.count_nonzero(tied) < 3, coefficients  # at least one of the tied terms is dropped
 
 
 def test_training_errors_are_clear(monkeypatch):

@@ -46,7 +46,7 @@ def test_series_of_equal_lags_per_asset():
 def test_series_is_far_closer_than_two_wired_blocks():
     t = np.arange(400) * 0.01
     exact = 1 - (1 + t) * np.exp(-t)
-    joint = step_response(SeriesModel(name="s"))["s.y"][:, 0]
+    joint = step_response(SeriesModel([FirstOrderLag(name="a"), FirstOrderLag(name="b")], name="s"))["s.y"][:, 0]
     g = tg.Graph("wired", dt=0.01)
     one = g.add(Constant(value=[1.0], name="one"))
     first, second = g.add(FirstOrderLag(name="a")), g.add(FirstOrderLag(name="b"))
@@ -128,10 +128,27 @@ def test_feedthrough_of_composites():
          r"model 0 \(PumpLike\) maps \(1,\) \[V\] to \(1,\) \[m3/s\]"),
         (SeriesModel, [FirstOrderLag(name="a"), FirstOrderLag(name="a")],
          r"must be models with distinct names\. Got \['a', 'a'\]"),
-        (SeriesModel, [], r"must be a non-empty sequence of ODE models\. Got \[\]"),
-        (ParallelModel, FirstOrderLag(name="lag"), r"must be a non-empty sequence of ODE models\. Got FirstOrderLag"),
+        (SeriesModel, [], r"must be a non-empty sequence of ODEModel blocks\. Got \[\]"),
+        (ParallelModel, FirstOrderLag(name="lag"),
+         r"must be a non-empty sequence of ODEModel blocks\. Got FirstOrderLag"),
+        (SeriesModel, "lag", r"must be a non-empty sequence of ODEModel blocks\. Got 'lag'"),
     ],
 )
 def test_bad_compositions_are_explained(cls, models, message):
-    with pytest.raises(tg.WiringError, match=message):
-        cls(models, name="c").check_params()
+    g = tg.Graph("g", dt=0.1)
+    g.add(cls(models, name="c"))
+    with pytest.raises(tg.ParamError, match=f"The 'models' parameter of {cls.__name__} 'c' .*" + message):
+        g.validate()
+
+
+@pytest.mark.parametrize("cls", [SeriesModel, ParallelModel])
+def test_a_composite_without_models_is_refused_at_validate(cls):
+    g = tg.Graph("g", dt=0.1)
+    block = g.add(cls(name="c"))
+    message = (
+        rf"The 'models' parameter of {cls.__name__} 'c' must be a non-empty sequence of ODEModel blocks\. Got None\."
+    )
+    with pytest.raises(tg.ParamError, match=message):
+        g.validate()
+    with pytest.raises(tg.ParamError, match=message):  # its ports need the models
+        block.inp.u  # noqa: B018

@@ -1,14 +1,23 @@
 """The ODEModel contract: ports, params, errors, purity of advance, state, and FunctionODE."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
 
 import twingraph as tg
+from blocks.catalog import EXAMPLES
 from blocks.discrete import UnitDelay
 from blocks.math import Gain
-from blocks.physics import FirstOrderLag, FunctionODE, HarmonicOscillator, MassSpringDamper, ODEModel, PumpLike
+from blocks.physics import (
+    FirstOrderLag,
+    FunctionODE,
+    HarmonicOscillator,
+    MassSpringDamper,
+    ODEModel,
+    PumpLike,
+)
 from blocks.sources import Constant, Input
 
 
@@ -37,8 +46,8 @@ def test_every_physics_block_is_registered_and_built_from_defaults():
 
 
 @pytest.mark.parametrize("cls", physics_types(), ids=lambda c: c.__name__)
-def test_defaults_run_and_params_round_trip(cls):
-    model = cls(name="m")
+def test_examples_run_and_params_round_trip(cls):
+    model = cls(**EXAMPLES[cls.type_name].build().get_params(), name="m")
     again = cls(**model.get_params(), name="m")
     assert repr(again) == repr(model)
     sim = tg.Simulator(graph_around(model), batch=2)
@@ -112,19 +121,36 @@ def test_an_ode_closes_a_feedback_loop():
     np.testing.assert_allclose(hist["lag.y"][:, 0], (3 * np.exp(-0.01) - 2) ** np.arange(100), rtol=1e-10)
 
 
+def test_solver_params_are_declared_once_and_are_params_of_every_model():
+    params = list(FirstOrderLag().get_params())
+    assert params == ["tau", "gain", "x0", "integrator", "substeps", "method", "rtol", "atol"]
+    assert list(inspect.signature(FirstOrderLag).parameters) == [*params, "name"]
+    assert repr(FirstOrderLag(substeps=4, name="lag")) == (
+        "FirstOrderLag(tau=1.0, gain=1.0, x0=0.0, integrator='rk4', substeps=4, method='RK45', rtol=1e-06, "
+        "atol=1e-09, name='lag')"
+    )
+    g = tg.Graph("g", dt=0.1)
+    g.add(HarmonicOscillator(name="osc"))
+    doc = g.to_dict()
+    saved = {"omega": 2.0, "x0": [1.0, 0.0], "integrator": "euler", "substeps": 3, "method": "RK45",
+             "rtol": 1e-06, "atol": 1e-09}  # as files hold them: the solver params at the top level
+    doc["blocks"][0]["params"] = saved
+    assert tg.from_dict(doc).blocks["osc"].get_params() == saved
+    doc["blocks"][0]["params"] = {"substep": 3}
+    with pytest.raises(tg.LoadError, match="has no param 'substep'"):
+        tg.from_dict(doc)
+
+
 def test_integrator_choice_is_validated_with_the_valid_values():
     model = PumpLike(integrator="foo", name="pump")
-    message = (
-        "The 'integrator' parameter of PumpLike 'pump' must be one of ['euler', 'rk4', 'solve_ivp']. "
-        "Got 'foo' instead."
-    )
-    with pytest.raises(tg.WiringError) as err:
+    message = "The 'integrator' parameter of PumpLike 'pump' must be one of ['euler', 'rk4', 'solve_ivp']. Got 'foo'."
+    with pytest.raises(tg.ParamError) as err:
         _ = model.out.y.signal
     assert str(err.value) == message
-    with pytest.raises(tg.WiringError, match=r"must be one of \['euler'"):
+    with pytest.raises(tg.ParamError, match=r"must be one of \['euler'"):
         model.advance(np.zeros((1, 2)), np.zeros((1, 1)), 0.0, 0.1, model.batch_params(1))
     g = graph_around(model)
-    with pytest.raises(tg.ValidationError, match=r"The 'integrator' parameter of PumpLike 'pump'"):
+    with pytest.raises(tg.ParamError, match=r"The 'integrator' parameter of PumpLike 'pump'"):
         g.validate()
 
 
@@ -134,21 +160,49 @@ def test_integrator_choice_is_validated_with_the_valid_values():
         (dict(method="Euler"),
          r"'method' parameter of FirstOrderLag 'lag' must be one of "
          r"\['RK45', 'RK23', 'DOP853', 'Radau', 'BDF', 'LSODA'\]\. Got 'Euler'"),
-        (dict(substeps=0), r"'substeps' parameter of FirstOrderLag 'lag' must be an int >= 1\. Got 0"),
+        (dict(substeps=0), r"'substeps' parameter of FirstOrderLag 'lag' must be an int >= 1\. Got 0\.$"),
         (dict(substeps=2.5), r"'substeps' .* must be an int >= 1\. Got 2.5"),
-        (dict(rtol=0.0), r"'rtol' parameter of FirstOrderLag 'lag' must be > 0\. Got 0.0"),
-        (dict(tau=[1.0, 2.0]),
-         r"'tau' parameter of FirstOrderLag 'lag' must be a scalar or a sequence of 3 values "
-         r"\(one per asset\)\. Got \[1.0, 2.0\]"),
-        (dict(tau=-1.0), r"'tau' parameter of FirstOrderLag 'lag' must be > 0\. Got -1.0"),
+        (dict(substeps="2"), r"'substeps' .* must be an int >= 1\. Got '2'"),
+        (dict(rtol=0.0), r"'rtol' parameter of FirstOrderLag 'lag' must be a number > 0\. Got 0.0"),
+        (dict(atol=float("nan")), r"'atol' parameter of FirstOrderLag 'lag' must be a number > 0\. Got nan"),
+        (dict(tau=-1.0), r"'tau' parameter of FirstOrderLag 'lag' must be a number > 0, or one per asset\. Got -1.0"),
+        (dict(tau="abc"), r"'tau' parameter of FirstOrderLag 'lag' must be a number > 0, or one per asset\. Got 'abc'"),
+        (dict(tau=[1.0, "2"]), r"'tau' .* must be a number > 0, or one per asset\. Got \[1.0, '2'\]"),
+        (dict(tau=[1.0, 0.0]), r"'tau' .* must be a number > 0, or one per asset\. Got \[1.0, 0.0\]"),
+        (dict(tau=[[1.0]]), r"'tau' .* must be a number > 0, or one per asset"),
+        (dict(tau=[]), r"'tau' .* must be a number > 0, or one per asset"),
+        (dict(gain=float("inf")), r"'gain' parameter of FirstOrderLag 'lag' must be a number, or one per asset"),
+        (dict(gain=None), r"'gain' .* must be a number, or one per asset\. Got None"),
         (dict(x0=[1.0, 2.0]),
-         r"'x0' parameter of FirstOrderLag 'lag' must be a scalar, 1 values "
-         r"\(one per state \['y'\]\) or shape \(3, 1\)"),
+         r"'x0' parameter of FirstOrderLag 'lag' must be a number, one number per state \['y'\], or one such row "
+         r"per asset\. Got \[1.0, 2.0\]\.$"),
+        (dict(x0="hot"), r"'x0' parameter of FirstOrderLag 'lag' must be a number"),
+        (dict(x0=float("nan")), r"'x0' parameter of FirstOrderLag 'lag' must be a number"),
+        (dict(x0=[[1.0], [2.0, 3.0]]), r"'x0' parameter of FirstOrderLag 'lag' must be a number"),
     ],
 )
-def test_bad_params_are_named(params, message):
+def test_bad_params_are_refused_at_validate_naming_block_and_param(params, message):
     model = FirstOrderLag(**params, name="lag")
-    with pytest.raises(tg.TwinGraphError, match=message):  # at validate, or at reset for per-asset values
+    with pytest.raises(tg.ParamError, match=message):
+        model.check_params()
+    with pytest.raises(tg.ParamError, match=message):
+        graph_around(model).validate()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(tau=[1.0, 2.0]),
+         r"'tau' parameter of FirstOrderLag 'lag' must be a number or a sequence of 3 numbers "
+         r"\(one per asset\)\. Got \[1.0, 2.0\]"),
+        (dict(x0=[[1.0], [2.0]]), r"'x0' parameter of FirstOrderLag 'lag' must be .* one such row per asset "
+                                  r"\(3 rows\)\. Got \[\[1.0\], \[2.0\]\]"),
+    ],
+)
+def test_per_asset_values_are_checked_against_the_batch(params, message):
+    model = FirstOrderLag(**params, name="lag")
+    graph_around(model).validate()  # valid for some number of assets
+    with pytest.raises(tg.ParamError, match=message):
         tg.Simulator(graph_around(model), batch=3)
 
 
@@ -204,7 +258,30 @@ def test_function_ode_checks_what_its_functions_return():
     )
     with pytest.raises(tg.WiringError, match=message):
         tg.Simulator(graph_around(model), batch=3)
-    with pytest.raises(tg.WiringError, match="'n_outputs' parameter of FunctionODE 'f' must be the size of y"):
-        _ = FunctionODE(lag, h=lambda x, u, p: x, states=("y",), n_inputs=1, name="f").out.y.signal
-    with pytest.raises(tg.WiringError, match="'f' parameter of FunctionODE 'g' must be a callable. Got 3"):
-        _ = FunctionODE(3, name="g").out.y.signal
+
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(h=lambda x, u, p: x), "'n_outputs' parameter of FunctionODE 'f' must be the size of y"),
+        (dict(f=3), "'f' parameter of FunctionODE 'f' must be a callable. Got 3."),
+        (dict(jac="d/dx"), "'jac' parameter of FunctionODE 'f' must be a callable or None. Got 'd/dx'."),
+        (dict(states="y"), "'states' parameter of FunctionODE 'f' must be a non-empty sequence of distinct names"),
+        (dict(states=("y", "y")), "'states' parameter"),
+        (dict(state_units=("m", "s")), r"'state_units' parameter .* must be None or one unit \(str or None\) per "
+                                       r"state, 1 of them\. Got \('m', 's'\)"),
+        (dict(n_inputs=-1), "'n_inputs' parameter of FunctionODE 'f' must be an int >= 0. Got -1."),
+        (dict(n_inputs=1.5), "'n_inputs' parameter .* must be an int >= 0. Got 1.5."),
+        (dict(n_outputs=0), "'n_outputs' parameter .* must be an int >= 1. Got 0."),
+        (dict(input_unit=1), r"'input_unit' parameter .* must be a unit \(str\) or None. Got 1."),
+        (dict(params={"tau": "slow"}), "'tau' parameter of FunctionODE 'f' must be a number, or one per asset"),
+        (dict(params=[1.0]), "'params' parameter .* must be None or a dict"),
+        (dict(direct_feedthrough="yes"), "'direct_feedthrough' parameter .* must be True or False"),
+    ],
+)
+def test_function_ode_params_are_checked_at_validate(params, message):
+    model = FunctionODE(**{"f": lag, "states": ("y",), "n_inputs": 1, "params": {"tau": 1.0}, **params}, name="f")
+    with pytest.raises(tg.ParamError, match=message):
+        model.check_params()
+

@@ -77,16 +77,47 @@ def test_thermal_network_follows_the_matrix_exponential():
 
 def test_thermal_network_checks_its_matrices():
     with pytest.raises(
-        tg.WiringError, match=r"'conductance' parameter of ThermalNetwork 'net' must be a symmetric \(2, 2\) matrix"
+        tg.ParamError, match=r"'conductance' parameter of ThermalNetwork 'net' must be a symmetric \(2, 2\) matrix"
     ):
         ThermalNetwork(conductance=[[0.0, 1.0], [2.0, 0.0]], capacitance=[1.0, 1.0], ambient_conductance=[0.0, 1.0],
                        name="net").check_params()
     with pytest.raises(
-        tg.WiringError, match=r"'ambient_conductance' parameter of ThermalNetwork 'net' must be 2 values >= 0"
+        tg.ParamError, match=r"'ambient_conductance' parameter of ThermalNetwork 'net' must be 2 numbers >= 0"
     ):
         ThermalNetwork(conductance=[[0.0, 1.0], [1.0, 0.0]], capacitance=[1.0, 1.0], ambient_conductance=[1.0],
                        name="net").check_params()
     assert ThermalNetwork().inp.u.signal == tg.Signal(shape=(3,), unit="W")
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (ThermalNetwork(capacitance="big", name="m"),
+         r"'capacitance' parameter of ThermalNetwork 'm' must be a non-empty sequence of numbers > 0 \[J/K\]\. "
+         r"Got 'big'\."),
+        (ThermalNetwork(conductance=[["a"]], capacitance=[1.0], ambient_conductance=[1.0], name="m"),
+         r"'conductance' parameter of ThermalNetwork 'm' must be a symmetric \(1, 1\) matrix"),
+        (ThermalNetwork(ambient_conductance=(1.0, float("nan"), 0.5), name="m"),
+         r"'ambient_conductance' parameter .* must be 3 numbers >= 0"),
+        (ThermalNetwork(ambient_temperature="warm", name="m"),
+         r"'ambient_temperature' parameter of ThermalNetwork 'm' must be a number > 0, or one per asset"),
+        (ThermalNetwork(x0=[290.0, 300.0], name="m"),
+         r"'x0' parameter of ThermalNetwork 'm' must be a number, one number per state \['T0', 'T1', 'T2'\]"),
+        (OscillatorChain(n_masses="3", name="m"), r"'n_masses' parameter of OscillatorChain 'm' must be an int >= 1"),
+        (OscillatorChain(n_masses=0, name="m"), r"'n_masses' parameter .* must be an int >= 1\. Got 0\."),
+        (OscillatorChain(n_masses=2, x0=[1.0, 2.0, 3.0], name="m"),
+         r"'x0' parameter .* one number per state \['s0', 's1', 'v0', 'v1'\]"),
+        (OscillatorChain(stiffness=-1.0, name="m"), r"'stiffness' parameter .* must be a number > 0"),
+        (Pendulum(length=0.0, name="m"), r"'length' parameter of Pendulum 'm' must be a number > 0"),
+        (Pendulum(damping="some", name="m"), r"'damping' parameter of Pendulum 'm' must be a number, or one per asset"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, tg.Block) else "",
+)
+def test_bad_params_are_refused_at_validate(model, message):
+    g = tg.Graph("g", dt=0.1)
+    g.add(model)
+    with pytest.raises(tg.ParamError, match=message):
+        g.validate()
 
 
 def test_pendulum_large_swing_has_the_elliptic_period():

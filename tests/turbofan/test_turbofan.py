@@ -62,8 +62,8 @@ def test_exponential_smoothing_of_a_step_matches_the_closed_form():
 
 
 def test_bad_alpha_is_rejected_naming_the_parameter():
-    with pytest.raises(ValueError, match="'alpha' parameter of WindowRUL must be in"):
-        WindowRUL(alpha=0.0).build(3)
+    with pytest.raises(tg.ParamError, match=r"The 'alpha' parameter of WindowRUL 'rul' must be a number in \(0, 1\]"):
+        WindowRUL(alpha=0.0, name="rul").build(3)
 
 
 def test_untrained_calibration_is_the_identity_clipped_to_the_cap():
