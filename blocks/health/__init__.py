@@ -6,10 +6,12 @@ from twingraph import Block, Context, Signal
 from twingraph.errors import check_choice, check_number, invalid_param
 
 from .prognosis import (
+    ALARM,
     MonteCarloRUL,
     Prognosis,
     predict_rul,
     predict_rul_unscented,
+    raised,
     samples_from_gaussian,
     samples_from_particles,
     summarize,
@@ -248,7 +250,7 @@ class RUL(Block):
             raise invalid_param(self, "armed", "True or False", self.armed)
 
     def input_signals(self):
-        return {**self.inputs, "alarm": Signal(shape=(), dtype="bool")} if self.armed else dict(self.inputs)
+        return {**self.inputs, "alarm": ALARM} if self.armed else dict(self.inputs)
 
     def output_signals(self, inputs):
         return {port: Signal(shape=(), unit=self.unit) for port in self.outputs}
@@ -274,7 +276,7 @@ class RUL(Block):
 
     def _first_alarm(self, inp) -> np.ndarray:
         """The assets whose first alarm is this tick."""
-        return inp.alarm & ~self.armed_ if self.armed else np.zeros_like(self.armed_)
+        return raised(inp.alarm) & ~self.armed_ if self.armed else np.zeros_like(self.armed_)
 
     def output(self, t, inp, out):
         recent = np.concatenate([self.hi_[:, 1:], inp.hi[:, None]], axis=1)

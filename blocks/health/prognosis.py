@@ -28,6 +28,13 @@ from twingraph.errors import check_array, check_choice, check_number, invalid_pa
 
 from ..physics.ode import ODEModel
 
+ALARM = Signal(dtype="bool", unit="", description="a detector's alarm, any shape: raised when any element is")
+
+
+def raised(alarm: np.ndarray) -> np.ndarray:
+    """``(B,)``: the assets whose alarm port ``(B, ...)`` has any element raised."""
+    return alarm.reshape(len(alarm), -1).any(axis=1)
+
 DIRECTIONS = ("below", "above")
 POSTERIORS = ("gaussian", "particles")
 JITTER = (0.0, 1e-10, 1e-8, 1e-6)  # added to the correlation matrix's diagonal until a Cholesky factor exists
@@ -647,7 +654,7 @@ class MonteCarloRUL(Block):
         else:
             ports = {"particles": Signal(shape=None), "weights": Signal(shape=None)}
         if self.armed:
-            ports["alarm"] = Signal(shape=(), dtype="bool")
+            ports["alarm"] = ALARM
         return ports
 
     def output_signals(self, inputs):
@@ -693,7 +700,7 @@ class MonteCarloRUL(Block):
         )
 
     def output(self, t, inp, out):
-        armed = self.armed_ | inp.alarm if self.armed else self.armed_
+        armed = self.armed_ | raised(inp.alarm) if self.armed else self.armed_
         due = armed & ((self.since_ < 0) | (self.since_ >= self.period))
         samples, summary, p_event = self.samples_, self.summary_, self.p_event_
         if due.any():
@@ -719,7 +726,7 @@ class MonteCarloRUL(Block):
     def update(self, t, inp):
         due, samples, summary, p_event = self._next
         if self.armed:
-            self.armed_ |= inp.alarm
+            self.armed_ |= raised(inp.alarm)
         if due.any():
             self.samples_[...] = samples
             self.summary_[...] = summary

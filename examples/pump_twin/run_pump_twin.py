@@ -115,12 +115,14 @@ def build_twin() -> tg.Graph:
     residual = g.add(Residual(name="residual"))
     cusum = g.add(CUSUM(k=CUSUM_K, h=CUSUM_H, restart="never", name="cusum"))
     health = g.add(ParameterHealth(param="efficiency", nominal=ETA_NEW, failed=ETA_FAILED, name="health"))
-    rul = g.add(RUL(window=round(RUL_WINDOW / DT), threshold=0.0, model="linear", min_samples=40, name="rul"))
+    rul = g.add(RUL(window=round(RUL_WINDOW / DT), threshold=0.0, model="linear", min_samples=40, armed=True,
+                    name="rul"))
     g.connect(filters["detect"].out.innovation, residual.inp.innovation)
     g.connect(filters["detect"].out.S, residual.inp.S)
     g.connect(residual.out.residual, cusum.inp.u)
     g.connect(filters["track"].out.params, health.inp.params)
     g.connect(health.out.hi, rul.inp.hi)
+    g.connect(cusum.out.alarm, rul.inp.alarm)  # the trend is fitted from the alarm on
     return g
 
 
@@ -228,7 +230,7 @@ def plot(history: tg.History, onset, failure, rows: list[dict], path: Path) -> N
                 title="health indicator from the tracked efficiency (colour), truth (black dashed)")
     axes[3].set(xlabel="time [s]", ylabel="RUL [s]", ylim=(0, 1.1 * max(failure)),
                 title="remaining useful life: twin with its 95 % band (colour), truth (dashed);\n"
-                      "while the health indicator is flat the RUL is off the chart (inf)")
+                      "armed by the alarm: no RUL (inf) before it")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
