@@ -1,104 +1,27 @@
-"""Graph files round trip: every registered block type, every kind of param value, state and weights."""
+"""Graph files round trip: subsystems, every kind of param value, state and weights.
 
-import importlib
+Every registered block type's own round trip is in tests/blocks/test_conformance.py.
+"""
+
 import json
 import math
-import pkgutil
 import subprocess
 import sys
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import blocks
 import twingraph as tg
-from blocks.catalog import EXAMPLES
 from blocks.discrete import Integrator, UnitDelay
 from blocks.math import Gain
 from blocks.sources import Constant, DataSource, Input
-
-OPTIONAL = {"torch", "gplearn", "dask", "distributed"}  # extras a library module may need
-
-
-def _import_library() -> None:
-    """Import every module of the block library, so that every block type is registered."""
-    for module in pkgutil.walk_packages(blocks.__path__, "blocks."):
-        try:
-            importlib.import_module(module.name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or exc.name.split(".")[0] not in OPTIONAL:
-                raise
-
-
-_import_library()
-LIBRARY_TYPES = sorted(
-    name for name, cls in tg.block_types().items() if cls.__module__.startswith(("twingraph.", "blocks."))
-)
-
-# Blocks built otherwise than by their example in blocks.catalog (or their defaults): a block, or a whole graph.
-FACTORIES: dict[str, Callable[[], tg.Block | tg.Graph]] = {
-    "Input": lambda: Input("u", shape=(2,), unit="V"),
-    "Output": lambda: tg.Output("y"),
-}
-
-
-def _decay(x, u, t, p):
-    return -x
-
-
-# Block types built from plain Python functions: saving one must fail, naming block and param.
-HOLDS_CODE: dict[str, Callable[[], tg.Block]] = {
-    "FunctionODE": lambda: tg.block_types()["FunctionODE"](_decay, name="code"),
-}
-
-
-def _test_graph(type_name: str) -> tg.Graph:
-    """A graph around one block of ``type_name``, each of its inputs fed from an Input."""
-    cls = tg.block_types()[type_name]
-    hint = f"add a factory for '{type_name}' to FACTORIES in {__file__}"
-    try:
-        if type_name in FACTORIES:
-            made = FACTORIES[type_name]()
-        else:
-            made = EXAMPLES[type_name].build() if type_name in EXAMPLES else cls()
-    except Exception as exc:
-        pytest.fail(f"Block type '{type_name}' ({cls.__module__}) cannot be built with its defaults ({exc}): {hint}.")
-    if isinstance(made, tg.Graph):
-        return made
-    g = tg.Graph("roundtrip", dt=0.1)
-    block = g.add(made)
-    try:
-        given = EXAMPLES[type_name].inputs if type_name in EXAMPLES else {}
-        for port, signal in {**block.input_signals(), **given}.items():
-            shape = (2,) if signal.shape is None else signal.shape
-            feed = g.add(Input(f"in_{port}", shape=shape, dtype=signal.dtype or "float64", unit=signal.unit))
-            g.connect(feed.out.value, block.inp[port])
-        g.validate()
-    except tg.TwinGraphError as exc:
-        pytest.fail(f"Block type '{type_name}' cannot be wired to generic inputs ({exc}): {hint}.")
-    return g
-
-
-def _random_inputs(sim: tg.Simulator, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for name, signal in sim.inputs.items():
-        size = (steps, sim.batch, *signal.shape)
-        kind = np.dtype(signal.dtype).kind
-        if kind == "b":
-            inputs[name] = rng.random(size) > 0.5
-        elif kind in "iu":
-            inputs[name] = rng.integers(0, 10, size).astype(signal.dtype)
-        else:
-            inputs[name] = rng.normal(size=size).astype(signal.dtype)
-    return inputs
+from tests.feeds import random_inputs
 
 
 def _history(graph: tg.Graph, steps: int = 10) -> tg.History:
     sim = tg.Simulator(graph, batch=2)
-    return sim.run(inputs=_random_inputs(sim, steps) or None, steps=steps)
+    return sim.run(inputs=random_inputs(sim, steps) or None, steps=steps)
 
 
 def assert_same_history(a: tg.History, b: tg.History) -> None:
@@ -106,43 +29,6 @@ def assert_same_history(a: tg.History, b: tg.History) -> None:
     np.testing.assert_array_equal(a.time, b.time)
     for port in a.ports:
         np.testing.assert_array_equal(a[port], b[port], err_msg=port)
-
-
-def test_the_library_registers_blocks():
-    assert {"Input", "Output", "Gain", "Sum", "Integrator", "UnitDelay", "Constant", "DataSource"} <= set(LIBRARY_TYPES)
-
-
-@pytest.mark.parametrize("type_name", [t for t in LIBRARY_TYPES if t not in HOLDS_CODE])
-def test_every_block_type_round_trips(type_name, tmp_path):
-    graph = _test_graph(type_name)
-    before = _history(graph)
-    graph.save(tmp_path / "g.json")
-    loaded = tg.load(tmp_path / "g.json")
-    assert loaded.to_dict() == graph.to_dict()
-    assert [type(b) for b in loaded.blocks.values()] == [type(b) for b in graph.blocks.values()]
-    assert_same_history(before, _history(loaded))
-    through_text = tg.from_dict(json.loads(json.dumps(graph.to_dict(), allow_nan=False)))
-    assert through_text.to_dict() == graph.to_dict()
-    assert loaded.to_dot() == graph.to_dot()
-
-
-@pytest.mark.parametrize("type_name", sorted(HOLDS_CODE))
-def test_blocks_holding_functions_refuse_to_save(type_name, tmp_path):
-    graph = tg.Graph("code", dt=0.1)
-    graph.add(HOLDS_CODE[type_name]())
-    with pytest.raises(tg.TwinGraphError, match=r"Cannot save the param '\w+' of block 'code': it is a function"):
-        graph.save(tmp_path / "code.json")
-    assert not (tmp_path / "code.json").exists()
-
-
-def test_library_types_register_when_blocks_is_imported():
-    """A file naming any library type loads in a fresh process, which imports only 'blocks'."""
-    code = "import blocks, json, twingraph; print(json.dumps(sorted(twingraph.block_types())))"
-    fresh = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    missing = sorted(set(LIBRARY_TYPES) - set(fresh))
-    assert not missing, (
-        f"block types {missing} do not register on 'import blocks': import their modules in blocks/__init__.py"
-    )
 
 
 def test_a_fresh_process_loads_library_blocks_without_importing_them(loop, tmp_path):
@@ -323,7 +209,7 @@ def test_functions_and_unknown_objects_cannot_be_saved(tmp_path):
 
 
 def test_state_is_saved_and_restored_exactly(loop, tmp_path):
-    steps = _random_inputs(tg.Simulator(loop, batch=3), 40)
+    steps = random_inputs(tg.Simulator(loop, batch=3), 40)
     first = {k: v[:25] for k, v in steps.items()}
     rest = {k: v[25:] for k, v in steps.items()}
     sim = tg.Simulator(loop, batch=3)
