@@ -1,6 +1,6 @@
 """Physics cost: a chain of 50 coupled oscillators integrated with RK4, for fleets of B assets.
 
-Run: ``python benchmarks/bench_physics.py [--ticks N] [--repeats R]``. Prints one
+Run: ``python benchmarks/bench_physics.py [--ticks N] [--repeats R] [--quick]``. Prints one
 table: for B = 1, 10, 100, 1000, the wall time per tick, per asset-tick, and
 the time per tick relative to B = 1, and the cost of each asset added since
 the previous row (constant when the cost is linear in B). The graph is a ``Constant`` force feeding
@@ -52,7 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=10_000, help="ticks per run for B <= 100 (B = 1000 runs a tenth)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1,000 ticks, one run each")
     args = parser.parse_args()
+    if args.quick:
+        args.ticks, args.repeats = 1000, 1
 
     graph = chain_graph()
     print(f"{'B':>5s} {'ticks':>6s} {'us/tick':>10s} {'us/asset-tick':>14s} {'x B=1':>7s} {'us/added asset':>15s}")

@@ -19,13 +19,15 @@ Examples
 Saturation(lower=-1.0, upper=1.0, name=None)
 """
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from twingraph import Block, Input, Output, Signal
 
-from . import anomaly, discrete, estimation, health, math, ml, physics, sources
+from . import anomaly, discrete, estimation, fmi, health, math, ml, physics, sources
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,15 @@ class Example:
         Signals fed to inputs whose shape the block infers (default ``(2,)``).
     holds_code : bool
         The block holds a Python function, so it cannot be saved to a file.
+    saves : bool
+        The example can be saved and loaded from any folder: False for a block
+        naming a file by an absolute path (the FMU built at run time), whose
+        saving is tested beside it (``tests/fmi``).
     extra : str or None
         The optional package the block needs to run (``"torch"``), if any.
+    compiler : bool
+        Building the example compiles C (a model-exchange FMU), so it needs a
+        C compiler; the conformance tests skip it where there is none.
     batch_rtol : float
         How closely a batch of B assets reproduces B single runs: float64
         blocks agree to rounding; float32 networks do not, since their kernels
@@ -59,7 +68,9 @@ class Example:
     invalid: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Signal] = field(default_factory=dict)
     holds_code: bool = False
+    saves: bool = True
     extra: str | None = None
+    compiler: bool = False
     batch_rtol: float = 1e-9
 
 
@@ -74,6 +85,28 @@ def _pump_filter(cls) -> Callable[[], Block]:
 
 def _lags(cls) -> Callable[[], Block]:
     return lambda: cls(models=(physics.FirstOrderLag(name="a"), physics.FirstOrderLag(tau=2.0, name="b")))
+
+
+@cache
+def _fmu_folder() -> tempfile.TemporaryDirectory:
+    """The folder of the example FMU, removed when the process ends."""
+    return tempfile.TemporaryDirectory(prefix="twingraph-catalog-")
+
+
+@cache
+def _example_fmu() -> str:
+    """``MassSpringDamper.fmu`` built once per process (pythonfmu) and trusted: this code made it."""
+    path = str(fmi.examples.mass_spring_damper(_fmu_folder().name))
+    fmi.trust(path)
+    return path
+
+
+@cache
+def _example_pump_fmu() -> str:
+    """``pump_me.fmu`` (model exchange) compiled from C once per process and trusted: this code made it."""
+    path = str(fmi.c_fmus.pump(_fmu_folder().name))
+    fmi.trust(path)
+    return path
 
 
 EXAMPLES: dict[str, Example] = {
@@ -122,6 +155,21 @@ EXAMPLES: dict[str, Example] = {
         'ParallelModel(models=(FirstOrderLag(name="a"), FirstOrderLag(tau=2.0, name="b")))',
         _lags(physics.ParallelModel),
         {"models": ()},
+    ),
+    "FMU": Example(
+        'FMU(path="MassSpringDamper.fmu")',
+        lambda: fmi.FMU(path=_example_fmu()),
+        {"start": {"mass": "heavy"}},
+        saves=False,
+        extra="fmpy",
+    ),
+    "FMUModel": Example(
+        'FMUModel(path="pump_me.fmu")',
+        lambda: fmi.FMUModel(path=_example_pump_fmu()),
+        {"start": {"efficiency": "worn"}},
+        saves=False,
+        extra="fmpy",
+        compiler=True,
     ),
     # estimation
     "EKF": Example(

@@ -16,6 +16,7 @@ import copy
 import inspect
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -207,6 +208,14 @@ class Block:
 
     def update(self, t: float, inp: Buffers) -> None:
         """Phase 2: advance the state from ``t`` to ``t + dt``. Stateless blocks need not override."""
+
+    def locate(self, folder: Path) -> None:
+        """Take the folder of the graph file this block is loaded from (the loader calls it after construction).
+
+        A block whose params name files (an FMU's ``path``) resolves them against
+        ``folder``, under the folder rule of :func:`twingraph.serialize.local_file`;
+        blocks that name no files need not override.
+        """
 
     def weights(self) -> dict[str, np.ndarray]:
         """Learned arrays that are not params (an ML block's fitted weights), by name.

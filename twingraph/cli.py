@@ -7,6 +7,10 @@
     twingraph run g.json --inputs data.csv --out history.csv [--steps N] [--batch B]
     twingraph info g.json
 
+Installed packages add subcommands through the entry-point group
+:data:`COMMANDS` (the ``blocks`` library adds ``twingraph export-fmu``); the
+engine names none of them and imports one only when its subcommand runs.
+
 Input CSV files have a ``time`` column (and an ``asset`` column for a batch of
 several assets) and one column per ``Input`` element, named like history
 columns: ``u`` for a scalar, ``u[0]``, ``u[1]`` for a vector. Errors print one
@@ -16,6 +20,7 @@ message to stderr and exit with status 1.
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 import numpy as np
 import pandas as pd
@@ -27,6 +32,9 @@ from .graph import Graph
 from .scheduler import compile_graph
 from .serialize import load, load_state
 from .simulator import Simulator
+
+COMMANDS = "twingraph.commands"  # entry points: name -> run(argv: list[str]) -> str, the message to print
+BUILT_IN = ("validate", "render", "run", "info")  # subcommands that no package can replace
 
 
 def _subsystems(graph: Graph) -> int:
@@ -112,7 +120,12 @@ def _info(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _plugin_commands() -> dict:
+    """The subcommands that installed packages declare under :data:`COMMANDS`, by name, not yet imported."""
+    return {entry.name: entry for entry in entry_points(group=COMMANDS) if entry.name not in BUILT_IN}
+
+
+def _parser(plugins: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twingraph", description="Check, draw, run and describe twingraph graph files (JSON)."
     )
@@ -140,16 +153,21 @@ def _parser() -> argparse.ArgumentParser:
 
     for command in (validate, render, run, info):
         command.add_argument("graph", help="graph file (JSON) saved by Graph.save")
+    for name, entry in plugins.items():  # listed in the help; main() hands them their arguments
+        commands.add_parser(name, help=f"from {entry.value.split(':')[0]}; see twingraph {name} --help")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugins = _plugin_commands()
+    args = None if argv and argv[0] in plugins else _parser(plugins).parse_args(argv)
+    command = argv[0] if args is None else args.command
     try:
-        print(args.handler(args))
-    except (TwinGraphError, OSError, ValueError) as exc:  # bad files and data, not bugs: no traceback
-        print(f"twingraph {args.command}: error: {exc}", file=sys.stderr)
+        print(plugins[command].load()(argv[1:]) if args is None else args.handler(args))
+    except (TwinGraphError, OSError, ValueError, ImportError) as exc:  # bad files, data or setup: no traceback
+        print(f"twingraph {command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -353,6 +353,7 @@ class _Decoder:
             )
         try:
             block = cls(**params, name=spec.get("name"))
+            block.locate(self.directory)
         except Exception as exc:  # constructors are block code checking loaded params
             raise self.fail(where, f"cannot build block {quote(path)} ({cls.type_name}): {_cut(str(exc))}") from exc
         weights = {k: self.array(v, f"{where}.weights.{k}") for k, v in spec.get("weights", {}).items()}

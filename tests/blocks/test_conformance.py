@@ -7,7 +7,10 @@ table it fails ``test_every_registered_type_has_an_example``.
 """
 
 import importlib
+import json
 import pkgutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ import pytest
 import blocks
 import twingraph as tg
 from blocks.catalog import EXAMPLES
+from blocks.fmi.c_fmus import c_compiler
+from tests.feeds import random_inputs
 
 STEPS, SPLIT, BATCH = 12, 5, 3
 
@@ -26,7 +31,7 @@ def _library_types() -> list[str]:
 
 
 LIBRARY_TYPES = _library_types()
-SAVABLE = [t for t in LIBRARY_TYPES if t in EXAMPLES and not EXAMPLES[t].holds_code]
+SAVABLE = [t for t in LIBRARY_TYPES if t in EXAMPLES and EXAMPLES[t].saves and not EXAMPLES[t].holds_code]
 
 
 def build(type_name: str, **overrides) -> tg.Block:
@@ -34,6 +39,8 @@ def build(type_name: str, **overrides) -> tg.Block:
     example = EXAMPLES[type_name]
     if example.extra:
         pytest.importorskip(example.extra)
+    if example.compiler and c_compiler() is None:
+        pytest.skip("no C compiler (cc or gcc) on PATH to build the example FMU")
     block = example.build()
     return type(block)(**{**block.get_params(), **overrides}, name=block.name or "blk")
 
@@ -49,22 +56,6 @@ def wrap(block: tg.Block, type_name: str) -> tg.Graph:
         feed = graph.add(tg.Input(f"in_{port}", shape=shape, dtype=signal.dtype or "float64", unit=signal.unit))
         graph.connect(feed.out.value, block.inp[port])
     return graph
-
-
-def random_inputs(sim: tg.Simulator, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs ``(STEPS, B, *shape)``: floats in [0.5, 1.5) (valid as variances, levels, voltages)."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for name, signal in sim.inputs.items():
-        size = (STEPS, sim.batch, *signal.shape)
-        kind = np.dtype(signal.dtype).kind
-        if kind == "b":
-            inputs[name] = rng.random(size) > 0.3
-        elif kind in "iu":
-            inputs[name] = rng.integers(0, 10, size).astype(signal.dtype)
-        else:
-            inputs[name] = rng.uniform(0.5, 1.5, size).astype(signal.dtype)
-    return inputs
 
 
 def run(sim: tg.Simulator, inputs: dict[str, np.ndarray], ticks: slice = slice(None)) -> dict[str, np.ndarray]:
@@ -93,6 +84,14 @@ def test_every_registered_type_has_an_example():
     assert not set(EXAMPLES) - set(LIBRARY_TYPES), "EXAMPLES names types that are not registered"
 
 
+def test_every_type_registers_when_blocks_is_imported():
+    """A file naming any library type loads in a fresh process that imports only 'blocks'."""
+    code = "import blocks, json, twingraph; print(json.dumps(sorted(twingraph.block_types())))"
+    fresh = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    missing = sorted(set(LIBRARY_TYPES) - set(fresh))
+    assert not missing, f"block types {missing} do not register on 'import blocks': import them in blocks/__init__.py"
+
+
 @pytest.mark.parametrize("type_name", LIBRARY_TYPES)
 def test_the_example_builds_and_validates(type_name):
     block = build(type_name)
@@ -116,15 +115,26 @@ def test_json_round_trip_gives_the_same_history(type_name, tmp_path):
     graph.save(tmp_path / "g.json")
     loaded = tg.load(tmp_path / "g.json")
     assert loaded.to_dict() == graph.to_dict()
+    assert loaded.to_dot() == graph.to_dot()
+    through_text = tg.from_dict(json.loads(json.dumps(graph.to_dict(), allow_nan=False)))
+    assert through_text.to_dict() == graph.to_dict()
     sim = tg.Simulator(graph, batch=2)
-    inputs = random_inputs(sim)
+    inputs = random_inputs(sim, STEPS)
     assert_same(run(sim, inputs), run(tg.Simulator(loaded, batch=2), inputs))
+
+
+@pytest.mark.parametrize("type_name", [t for t in LIBRARY_TYPES if t in EXAMPLES and EXAMPLES[t].holds_code])
+def test_a_block_holding_code_refuses_to_save(type_name, tmp_path):
+    graph = wrap(build(type_name), type_name)
+    with pytest.raises(tg.TwinGraphError, match=r"Cannot save the param '\w+' of block 'blk': it is a function"):
+        graph.save(tmp_path / "g.json")
+    assert not (tmp_path / "g.json").exists()
 
 
 @pytest.mark.parametrize("type_name", LIBRARY_TYPES)
 def test_reset_is_idempotent(type_name):
     sim = tg.Simulator(wrap(build(type_name), type_name), batch=2)
-    inputs = random_inputs(sim)
+    inputs = random_inputs(sim, STEPS)
     first = run(sim, inputs)
     sim.reset()
     assert_same(first, run(sim, inputs))
@@ -134,7 +144,7 @@ def test_reset_is_idempotent(type_name):
 def test_snapshot_restore_is_exact_through_a_file(type_name, tmp_path):
     graph = wrap(build(type_name), type_name)
     sim = tg.Simulator(graph, batch=2)
-    inputs = random_inputs(sim)
+    inputs = random_inputs(sim, STEPS)
     run(sim, inputs, slice(0, SPLIT))
     graph.save(tmp_path / "g.json", state=sim.snapshot())
     uninterrupted = run(sim, inputs, slice(SPLIT, None))
@@ -147,7 +157,7 @@ def test_snapshot_restore_is_exact_through_a_file(type_name, tmp_path):
 def test_a_batch_equals_single_runs(type_name):
     graph = wrap(build(type_name), type_name)
     fleet = tg.Simulator(graph, batch=BATCH)
-    inputs = random_inputs(fleet)
+    inputs = random_inputs(fleet, STEPS)
     together = run(fleet, inputs)
     for asset in range(BATCH):
         alone = run(tg.Simulator(graph, batch=1), {n: v[:, asset : asset + 1] for n, v in inputs.items()})
@@ -176,5 +186,5 @@ def test_same_seed_same_output(type_name):
     histories = []
     for _ in range(2):
         sim = tg.Simulator(wrap(build(type_name), type_name), batch=2)
-        histories.append(run(sim, random_inputs(sim, seed=7)))
+        histories.append(run(sim, random_inputs(sim, STEPS, seed=7)))
     assert_same(*histories)
