@@ -178,11 +178,12 @@ class TwinSystem:
                 g.connect(source, f"{role}.{port}")
                 produced |= {f"{role}.{p.name}" for p in block.out}
         self.estimator = estimator
-        fields = {"params": "estimator.params", "anomaly": "anomaly.score", "alarm": "anomaly.alarm",
-                  "health_indicator": "health.hi", "rul": "rul.rul", "rul_lower": "rul.rul_lower",
-                  "rul_upper": "rul.rul_upper"}
-        self._ports = {field: path if path in produced else None for field, path in fields.items()}
-        self._variances = "estimator.P" if self._ports["params"] and "estimator.P" in produced else None
+        # the ports read each tick, in the order of TwinResult's fields (P standing in for params_std); None: absent
+        paths = ("estimator.x_hat", "estimator.params", "estimator.P", "anomaly.score", "anomaly.alarm", "health.hi",
+                 "rul.rul", "rul.rul_lower", "rul.rul_upper")
+        self._paths = [path if path in produced else None for path in paths]
+        if self._paths[1] is None:
+            self._paths[2] = None
         self.sim: Simulator | None = None
 
     def _compose(self, physics, residual) -> ODEModel:
@@ -249,9 +250,6 @@ class TwinSystem:
             needs = "an input u every step" if self._has_input else "no input u (its model has none)"
             raise SimulationError(f"TwinSystem '{self.name}' takes {needs}. Got u={u!r:.80}.")
         out = self.sim.step(y=measurement, u=u) if self._has_input else self.sim.step(y=measurement)
-        values = {field: None if path is None else out[path] for field, path in self._ports.items()}
-        params_std = None
-        if self._variances is not None:
-            variances = out[self._variances]
-            params_std = np.sqrt(variances[..., variances.shape[-1] - values["params"].shape[-1] :])
-        return TwinResult(state=out["estimator.x_hat"], params_std=params_std, **values)
+        state, params, variances, *detected = [None if path is None else out[path] for path in self._paths]
+        params_std = None if variances is None else np.sqrt(variances[..., -params.shape[-1] :])  # P ends with params
+        return TwinResult(state, params, params_std, *detected)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .arena import PortValues, layout
+from .arena import PortValues, layout, readers
 from .block import Block, Buffers, Context
 from .errors import SimulationError, quote
 from .graph import Graph
@@ -125,6 +125,7 @@ class Simulator:
         self.blocks: dict[str, Block] = copy.deepcopy(self.plan.blocks)
         signals = {f"{n}.{p}": s for n, outs in self.plan.outputs.items() for p, s in outs.items()}
         self._slots, widths = layout(signals)
+        self._readers = readers(self._slots, self.batch == 1)
         self._arrays = {d: np.zeros((self.batch, w), dtype=d) for d, w in widths.items()}
         views = {path: slot.of(self._arrays[slot.dtype]) for path, slot in self._slots.items()}
         self._logged = self._select_logged(log, signals)
@@ -191,11 +192,12 @@ class Simulator:
         With ``batch=1`` values may be given and are returned without the batch axis.
         NaN is a valid value (a missing measurement); ±inf is a SimulationError.
         """
-        self._check_names(inputs)
+        if inputs.keys() != self._feeds.keys():
+            self._check_names(inputs)
         for name, value in inputs.items():
             self._feeds[name][...] = _coerce(name, value, self.plan.feeds[name], (), self.batch, self.tick)
         self._tick()
-        return PortValues({d: a.copy() for d, a in self._arrays.items()}, self._slots, self.batch == 1)
+        return PortValues({d: a.copy() for d, a in self._arrays.items()}, self._readers)
 
     def _check_names(self, names) -> None:
         unknown = sorted(set(names) - set(self._feeds))

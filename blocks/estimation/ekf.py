@@ -6,6 +6,7 @@ from scipy.linalg import expm
 from twingraph import Context
 from twingraph.errors import check_choice, invalid_param
 
+from ..physics.integrators import FIXED_STEP
 from ..physics.ode import ODEModel
 from .filter import KalmanFilter
 
@@ -85,8 +86,10 @@ class EKF(KalmanFilter):
         Initial state estimate ``(n_x,)`` or ``(B, n_x)``; ``None`` uses the model's ``x0``.
         The parameters start at the model's values.
     jacobian : {"auto", "analytic", "fd"}
-        ``"analytic"`` discretises the model's :meth:`jacobian` (the parameter
-        columns still come from finite differences) and needs a model that
+        How ``F``, the Jacobian of the step, is formed. ``"analytic"`` carries
+        the model's :meth:`jacobian` through its integrator (the parameter
+        columns from its :meth:`parameter_jacobian`, or from central
+        differences of ``f`` where it gives none) and needs a model that
         supplies one; ``"fd"`` uses central finite differences of ``advance``;
         ``"auto"`` picks analytic when the model supplies it.
     name : str or None
@@ -112,7 +115,7 @@ class EKF(KalmanFilter):
     the block is direct feedthrough) and outputs the posterior; phase 2
     predicts to ``k + 1``::
 
-        H = ∂h/∂z (z⁻, u_k)                     central finite differences
+        H = ∂h/∂z (z⁻, u_k)                     [C 0] for y = C x, else central differences
         ν = y_k - h(z⁻, u_k)
         S = H P⁻ Hᵀ + R                         its diagonal is published
         z, P = z⁻, P⁻, then for each element j of y:
@@ -129,13 +132,18 @@ class EKF(KalmanFilter):
     update with the whole vector (``K = P⁻ Hᵀ S⁻¹``, ``z = z⁻ + K ν``, NIS
     ``νᵀ S⁻¹ ν``), with no matrix to solve. The Joseph form stays symmetric
     positive semi-definite under rounding and for any gain, where
-    ``(I - K H) P`` does not; P is symmetrised after each step. ``F`` is
-    the Jacobian of the discrete step: by central differences of ``advance``
-    (all ``2 (n_x + n_est)`` perturbed copies of the batch in one call), or
-    from the analytic ``J = ∂f/∂x`` discretised consistently with the
-    model's integrator: per substep ``h``, ``I + J h + … + (J h)⁴/4!`` for
-    RK4 (the exact RK4 step of a linear model), ``I + J h`` for Euler,
-    ``expm(J dt)`` for ``solve_ivp``.
+    ``(I - K H) P`` does not; P is symmetrised after each step.
+
+    ``F`` is the derivative of the integrator's step itself. With an analytic
+    Jacobian and a fixed-step integrator (RK4, Euler), the tangent
+    ``D = ∂x/∂z`` rides along with the state through the same step, each
+    stage ``k = f(x, u, t, θ)`` joined by ``∂k = ∂f/∂x D + [0 ∂f/∂θ]``;
+    that is exactly the Jacobian of the RK4 (or Euler) map, computed in one
+    pass with the state, for a cost that does not grow with copies of the
+    batch. Otherwise ``F`` comes from central differences of ``advance``
+    (all ``2 (n_x + n_est)`` perturbed copies of the batch in one call), or,
+    for ``solve_ivp`` with an analytic Jacobian, ``expm(J dt)`` for the
+    state columns and central differences for the parameter columns.
 
     A missing element of ``y`` (NaN) zeroes its row of ``H`` and its
     innovation: its ``s`` is ``R_jj``, its gain is zero, and the update is
@@ -144,7 +152,9 @@ class EKF(KalmanFilter):
     The filter keeps its arrays with the batch last (``z`` as ``(n, B)``,
     ``P`` as ``(n, n, B)``; the ``z_`` and ``P_`` state attributes are the
     same memory seen as ``(B, n)`` and ``(B, n, n)``), so each step is a few
-    NumPy operations along contiguous memory for the whole fleet.
+    NumPy operations along contiguous memory for the whole fleet, and the
+    same few for one asset; the work arrays are allocated once, in
+    :meth:`reset`.
 
     References
     ----------
@@ -214,12 +224,19 @@ class EKF(KalmanFilter):
         if self.jacobian == "analytic" and not self._analytic:  # a model whose jacobian returns None
             raise invalid_param(self, "jacobian", f"'auto' or 'fd' ({type(model).__name__} '{model.name}' gives no "
                                 "analytic Jacobian)", self.jacobian)
-        self._first_transition = n_x if self._analytic else 0  # F's columns from finite differences
+        self._tangent = self._analytic and model.integrator in FIXED_STEP
+        self._first_transition = n_x if self._analytic else 0  # F's columns from finite differences of advance
         self._F = np.zeros((n_a, n_a, batch))  # ∂z⁻/∂z; the parameter rows stay [0 I]
         self._F[n_x:, n_x:] = self._eye[n_x:, n_x:]
+        # the state and its tangent D = ∂x/∂z, stacked (n_x + n_x n_a, B); D starts at [I 0]
+        self._w = np.zeros((n_x + n_x * n_a, batch))
+        self._w[n_x:].reshape(n_x, n_a, batch)[...] = self._eye[:n_x]
+        c = model.observation_matrix()
+        self._C = None if c is None else np.concatenate([c, np.zeros((model.n_y, n_a - n_x))], axis=1)[:, :, None]
         # memory reused every tick, so that a large batch allocates (and page-faults) little
         self._copies = {}  # the finite-difference copies (zs, us) by number of columns
         self._W1, self._W2 = np.empty((2, n_a, n_a, batch))
+        self._H = np.empty((model.n_y, n_a, batch))
 
     def _differentiate(self, fun, z: np.ndarray, u: np.ndarray, first: int):
         """``fun`` at ``z (n, B)`` and its central-difference Jacobian over columns ``first:``, in one batched call.
@@ -244,33 +261,77 @@ class EKF(KalmanFilter):
         values = values.T.reshape(-1, 1 + 2 * m, batch)
         return values[:, 0].copy(), (values[:, 1 : 1 + m] - values[:, 1 + m :]) / (2 * h)
 
-    def _observe(self, zs: np.ndarray, us: np.ndarray) -> np.ndarray:
-        return self._model.observe(zs[: self._n_x].T, us, self._params(zs[self._n_x :]))
+    def _observation(self, z: np.ndarray, u: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``h(z⁻) (n_y, B)`` and ``H (n_y, n, B)``, its rows zero where not ``measured``: ``[C 0]``, or differences."""
+        model, n_x = self._model, self._n_x
+        if self._C is None:
+            def observe(zs, us):
+                return model.observe(zs[:n_x].T, us, self._params(zs[n_x:]))
 
-    def _discrete_jacobian(self, z: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
-        """``∂x⁺/∂x (n_x, n_x, B)`` from the model's analytic ``∂f/∂x``, consistent with its integrator."""
-        model = self._model
-        jac = model.jacobian(z[: self._n_x].T, u, t, self._params(z[self._n_x :]))
-        if model.integrator == "solve_ivp":
-            return expm(jac * self._dt).transpose(1, 2, 0)
-        h = self._dt / model.substeps
-        a = np.ascontiguousarray(jac.transpose(1, 2, 0)) * h
-        step = self._eye[: self._n_x, : self._n_x] + a
-        if model.integrator == "rk4":
-            a2 = matmul(a, a)
-            step = step + a2 / 2 + matmul(a2, a) / 6 + matmul(a2, a2) / 24
-        if model.substeps == 1:
-            return step
-        return np.linalg.matrix_power(step.transpose(2, 0, 1), model.substeps).transpose(1, 2, 0)
+            hz, H = self._differentiate(observe, z, u, 0)
+            H *= measured[:, None]
+            return hz, H
+        return model.observe(z[:n_x].T, u, self._params(z[n_x:])).T, np.multiply(self._C, measured[:, None],
+                                                                               out=self._H)
+
+    def _parameter_jacobian(self, x: np.ndarray, u: np.ndarray, t: float, p: dict) -> np.ndarray:
+        """``∂f/∂θ`` at ``x (B, n_x)``, batch last ``(n_x, n_est, B)``: the model's, or central differences of ``f``."""
+        jac = self._model.parameter_jacobian(x, u, t, p, self.estimate)
+        if jac is not None:
+            return jac.transpose(1, 2, 0)
+        n_e, batch = len(self.estimate), len(x)
+        theta = np.stack([p[name] for name in self.estimate])  # (n_e, B)
+        h = FD_STEP * (1.0 + np.abs(theta))
+        shifted = np.repeat(theta[:, None], 2 * n_e, axis=1)  # copy i moves θ_i up by h, copy n_e + i down
+        for i in range(n_e):
+            shifted[i, i] += h[i]
+            shifted[i, n_e + i] -= h[i]
+        copies = (2 * n_e, 1)
+        rates = self._model.derivative(np.tile(x, copies), np.tile(u, copies), t,
+                                       self._params(shifted.reshape(n_e, -1))).reshape(2 * n_e, batch, -1)
+        return ((rates[:n_e] - rates[n_e:]) / (2 * h[:, :, None])).transpose(2, 0, 1)
+
+    def _tangent_step(self, z: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
+        """``x⁺ (n_x, B)`` by the model's integrator, with ``F[:n_x] = ∂x⁺/∂z`` from the tangent carried along."""
+        model, n_x, n_a = self._model, self._n_x, self._n_a
+        p = self._params(z[n_x:])
+
+        def f(w, us, s):  # the stacked state [x, D]: its rate [f, ∂f/∂x D + [0 ∂f/∂θ]]
+            x, D = w[:n_x].T, w[n_x:].reshape(n_x, n_a, -1)
+            rate = np.empty_like(w)
+            rate[:n_x] = model.derivative(x, us, s, p).T
+            dD = rate[n_x:].reshape(n_x, n_a, -1)
+            matmul(np.ascontiguousarray(model.jacobian(x, us, s, p).transpose(1, 2, 0)), D, out=dD)
+            if n_a > n_x:
+                dD[:, n_x:] += self._parameter_jacobian(x, us, s, p)
+            return rate
+
+        self._w[:n_x] = z[:n_x]
+        w = FIXED_STEP[model.integrator](f, self._w, u, t, self._dt, model.substeps)
+        self._F[:n_x] = w[n_x:].reshape(n_x, n_a, -1)
+        return w[:n_x]
+
+    def _transition(self, z: np.ndarray, u: np.ndarray, t: float) -> np.ndarray:
+        """``x⁺ (n_x, B)`` from the posterior ``z``, with ``F``'s state rows filled in."""
+        if self._tangent:
+            return self._tangent_step(z, u, t)
+        model, n_x, first = self._model, self._n_x, self._first_transition
+
+        def step(zs, us):
+            return model.advance(zs[:n_x].T, us, t, self._dt, self._params(zs[n_x:]))
+
+        x_next, self._F[:n_x, first:] = self._differentiate(step, z, u, first)
+        if self._analytic:  # solve_ivp: the flow of the Jacobian frozen at the start of the tick
+            jac = model.jacobian(z[:n_x].T, u, t, self._params(z[n_x:]))
+            self._F[:n_x, :n_x] = expm(jac * self._dt).transpose(1, 2, 0)
+        return x_next
 
     def output(self, t, inp, out):
         u = inp.u if self._has_input else self._no_input
         z, P = self._z, self._P
-        y = inp.y.T  # (n_y, B)
         measured = self._measured(inp.y, t).T
-        hz, H = self._differentiate(self._observe, z, u, 0)
-        H *= measured[:, None]
-        nu = np.subtract(y, hz, out=np.zeros_like(hz), where=measured)
+        hz, H = self._observation(z, u, measured)
+        nu = np.subtract(inp.y.T, hz, out=np.zeros_like(hz), where=measured)
         S = np.einsum("jkb,klb,jlb->jb", H, P, H) + self._R[:, None]
         z, nis, IKH, work = self._z_post, np.zeros(z.shape[1]), self._W2, self._W1
         z[...] = self._z
@@ -290,16 +351,9 @@ class EKF(KalmanFilter):
 
     def update(self, t, inp):
         u = inp.u if self._has_input else self._no_input
-        z, P, n_x, F = self._z_post, self._P_post, self._n_x, self._F
-
-        def step(zs, us):
-            return self._model.advance(zs[:n_x].T, us, t, self._dt, self._params(zs[n_x:]))
-
-        x_next, jac = self._differentiate(step, z, u, self._first_transition)
-        F[:n_x, self._first_transition :] = jac
-        if self._analytic:
-            F[:n_x, :n_x] = self._discrete_jacobian(z, u, t)
-        P = sandwich(F, P, out=self._W2, work=self._W1)
+        z, n_x = self._z_post, self._n_x
+        x_next = self._transition(z, u, t)
+        P = sandwich(self._F, self._P_post, out=self._W2, work=self._W1)
         diagonal_view(P)[...] += self._q[:, None]
         self._z[:n_x] = x_next
         self._z[n_x:] = z[n_x:]

@@ -112,6 +112,9 @@ class DoubleIntegrator(ODEModel):
     def observe(self, x, u, p):
         return x[:, :1]
 
+    def observation_matrix(self):
+        return np.array([[1.0, 0.0]])
+
     def jacobian(self, x, u, t, p):
         jac = np.zeros((len(x), 2, 2))
         jac[:, 0, 1] = 1.0
@@ -185,6 +188,9 @@ class MassSpringDamper(ODEModel):
 
     def observe(self, x, u, p):
         return x[:, :1]
+
+    def observation_matrix(self):
+        return np.array([[1.0, 0.0]])
 
     def jacobian(self, x, u, t, p):
         m, c, k = p["mass"], p["damping"], p["stiffness"]
@@ -441,6 +447,9 @@ class PumpLike(ODEModel):
     def observe(self, x, u, p):
         return x[:, 1:]
 
+    def observation_matrix(self):
+        return np.array([[0.0, 1.0]])
+
     def jacobian(self, x, u, t, p):
         omega = x[:, 0]
         K, R, J, b = p["motor_constant"], p["resistance"], p["inertia"], p["friction"]
@@ -449,4 +458,32 @@ class PumpLike(ODEModel):
         jac[:, 0, 0] = (-K**2 / R - b - 2 * c_T * np.abs(omega)) / J
         jac[:, 1, 0] = eta * c_Q / tau_q
         jac[:, 1, 1] = -1.0 / tau_q
+        return jac
+
+    def parameter_jacobian(self, x, u, t, p, names):
+        omega, q = x[:, 0], x[:, 1]
+        K, R, J, b = p["motor_constant"], p["resistance"], p["inertia"], p["friction"]
+        c_T, c_Q, tau_q, eta = p["load_coefficient"], p["flow_coefficient"], p["flow_time_constant"], p["efficiency"]
+
+        def current():
+            return (u[:, 0] - K * omega) / R
+
+        jac = np.zeros((len(x), 2, len(names)))
+        for j, name in enumerate(names):  # ω̇ depends on the motor's parameters, q̇ on the pump's
+            if name == "efficiency":
+                jac[:, 1, j] = c_Q * omega / tau_q
+            elif name == "flow_coefficient":
+                jac[:, 1, j] = eta * omega / tau_q
+            elif name == "flow_time_constant":
+                jac[:, 1, j] = (q - eta * c_Q * omega) / tau_q**2
+            elif name == "friction":
+                jac[:, 0, j] = -omega / J
+            elif name == "load_coefficient":
+                jac[:, 0, j] = -omega * np.abs(omega) / J
+            elif name == "motor_constant":
+                jac[:, 0, j] = (current() - K * omega / R) / J
+            elif name == "resistance":
+                jac[:, 0, j] = -K * current() / (R * J)
+            else:  # inertia: ∂(torque / J)/∂J
+                jac[:, 0, j] = -(K * current() - b * omega - c_T * omega * np.abs(omega)) / J**2
         return jac

@@ -77,8 +77,19 @@ class ODEModel(Block, abstract=True):
     A model whose size depends on its params defines these as properties and
     checks those params in :meth:`check_params` before calling
     ``super().check_params()``. A model whose ``observe`` uses ``u`` sets
-    ``direct_feedthrough = True``; one with an analytic ``∂f/∂x`` overrides
-    :meth:`jacobian`.
+    ``direct_feedthrough = True``. What a filter needs of a model beyond
+    ``f`` and ``h`` is optional; where it is missing, the filter takes finite
+    differences:
+
+    - :meth:`jacobian`, an analytic ``∂f/∂x``;
+    - :meth:`parameter_jacobian`, an analytic ``∂f/∂p`` for named parameters;
+    - :meth:`observation_matrix`, ``C`` when ``h`` is linear, ``y = C x``
+      (the default covers ``y = x``).
+
+    The last two describe ``f`` and ``h``, so they are inherited only with
+    them: a subclass that redefines :meth:`derivative` (:meth:`observe`)
+    without its own :meth:`parameter_jacobian` (:meth:`observation_matrix`)
+    gets the default, finite differences.
 
     Parameters
     ----------
@@ -160,6 +171,12 @@ class ODEModel(Block, abstract=True):
     positive: ClassVar[tuple[str, ...]] = ()
     direct_feedthrough = False
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for equation, description in (("derivative", "parameter_jacobian"), ("observe", "observation_matrix")):
+            if equation in vars(cls) and description not in vars(cls):  # a new f (h): its parent's no longer fits
+                setattr(cls, description, getattr(ODEModel, description))
+
     def __init__(
         self,
         x0=0.0,
@@ -210,6 +227,22 @@ class ODEModel(Block, abstract=True):
     def jacobian(self, x: np.ndarray, u: np.ndarray, t: float, p: dict[str, np.ndarray]) -> np.ndarray | None:
         """``∂f/∂x``, shape ``(B, n_x, n_x)``, or ``None``: no analytic Jacobian, use finite differences."""
         return None
+
+    def parameter_jacobian(
+        self, x: np.ndarray, u: np.ndarray, t: float, p: dict[str, np.ndarray], names: tuple[str, ...]
+    ) -> np.ndarray | None:
+        """``∂f/∂p`` for the parameters ``names``, shape ``(B, n_x, len(names))``; ``None``: finite differences."""
+        return None
+
+    def observation_matrix(self) -> np.ndarray | None:
+        """``C``, shape ``(n_y, n_x)``, when ``h(x, u, p) = C x`` for every ``u`` and ``p``; else ``None``.
+
+        A filter then takes ``∂h/∂x = C`` exactly instead of differencing ``h``.
+        The default is the identity for a model that does not override
+        :meth:`observe` (``y = x``); a model whose ``h`` selects or combines
+        states linearly returns its matrix.
+        """
+        return np.eye(self.n_x) if type(self).observe is ODEModel.observe else None
 
     def advance(self, x: np.ndarray, u: np.ndarray, t: float, dt: float, p: dict[str, np.ndarray]) -> np.ndarray:
         """Integrate ``x`` from ``t`` to ``t + dt`` with inputs ``u`` held; return the new ``(B, n_x)`` state."""
@@ -456,6 +489,9 @@ class FunctionODE(ODEModel):
 
     def observe(self, x, u, p):
         return x if self.h is None else self.h(x, u, p)
+
+    def observation_matrix(self):
+        return np.eye(self.n_x) if self.h is None else None
 
     def jacobian(self, x, u, t, p):
         return None if self.jac is None else self.jac(x, u, t, p)

@@ -24,6 +24,8 @@ def test_every_port_of_every_library_block_is_in_the_vocabulary():
         if example.extra and importlib.util.find_spec(example.extra) is None:
             continue
         block = example.build()
+        if type(block).__module__.startswith("blocks.fmi."):
+            continue  # an FMU's ports are named after its variables
         for port in [*block.inp, *block.out]:
             name = "u1" if re.fullmatch(r"u\d+", port.name) else port.name  # u1 ... un of Sum and Product
             if name not in listed:

@@ -42,7 +42,8 @@ def missing_measurements() -> tuple[FunctionODE, FunctionODE, np.ndarray]:
     def f(x, u, t, p):
         return np.stack([x[:, 1], -np.sin(x[:, 0])], axis=1)
 
-    both = FunctionODE(f, states=("a", "b"), substeps=2)
+    # both observe through a function, so that both filters difference h (their H rounds alike)
+    both = FunctionODE(f, lambda x, u, p: x, states=("a", "b"), n_outputs=2, substeps=2)
     first = FunctionODE(f, lambda x, u, p: x[:, :1], states=("a", "b"), n_outputs=1, substeps=2)
     y = np.random.default_rng(4).normal(size=(60, 3, 2))
     y[:, 1, 1] = np.nan

@@ -100,6 +100,51 @@ def test_nonlinear_ekf_matches_filterpy():
     assert worst < 1e-7
 
 
+@pytest.mark.parametrize("integrator", ["rk4", "euler"])
+def test_tangent_through_the_step_matches_filterpy_with_exact_f(integrator):
+    """The pendulum with its analytic ∂f/∂x, estimating g (∂f/∂g by differences of f); filterpy gets exact F."""
+    model = pendulum(g=9.0)
+    model.jac = lambda x, u, t, p: np.stack(
+        [np.stack([0.0 * x[:, 0], 1.0 + 0.0 * x[:, 0]], axis=1),
+         np.stack([-p["g"] * np.cos(x[:, 0]), -0.2 + 0.0 * x[:, 0]], axis=1)], axis=1)
+    model.integrator, model.substeps = integrator, 2
+    q, r = 1e-4, np.array([1e-3, 2e-3])
+    ekf = EKF(model=model, estimate=("g",), q=q, q_params=1e-3, r=r, p0=0.1, p0_params=1.0, x0=[0.5, 0.0], name="ekf")
+    sim = tg.Simulator(filter_graph(ekf))
+
+    def advance(z, u):  # the augmented step [x, g] → [advance(x), g], complex-safe
+        return np.concatenate([model.advance(z[:, :2], u, 0.0, DT, {"g": z[:, 2]}), z[:, 2:]], axis=1)
+
+    class Reference(ExtendedKalmanFilter):
+        def predict_x(self, u):
+            self.x = advance(self.x.T, np.atleast_2d(u)).T
+
+    def step_jacobian(z, u):
+        eps = 1e-30
+        return np.array([advance(z.T + 1j * eps * e, u).imag[0] / eps for e in np.eye(3)]).T
+
+    def h_jacobian(z):
+        theta, omega = z[:2, 0]
+        return np.array([[theta / np.sqrt(1 + theta**2), 0.0, 0.0], [-omega * np.sin(theta), np.cos(theta), 0.0]])
+
+    fk = Reference(dim_x=3, dim_z=2, dim_u=1)
+    fk.x, fk.P = np.array([[0.5], [0.0], [9.0]]), np.diag([0.1, 0.1, 1.0])
+    fk.Q, fk.R = np.diag([q, q, 1e-3]), np.diag(r)
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for k in range(150):
+        u = np.array([[0.3 * np.sin(0.2 * k)]])
+        y = np.array([np.sqrt(1 + 0.4**2), 0.1]) + 0.03 * rng.normal(size=2)
+        out = sim.step(u=u, y=y)
+        fk.update(y[:, None], h_jacobian, lambda z: model.observe(z[:2].T, None, {}).T)
+        fk.F = step_jacobian(fk.x, u)
+        fk.predict(u=u)
+        state = sim.blocks["ekf"]
+        for ours, theirs in ((out["ekf.params"], fk.x_post[2]), (state.z_[0], fk.x[:, 0]), (state.P_[0], fk.P)):
+            worst = max(worst, np.max(np.abs(ours - theirs) / np.max(np.abs(theirs))))
+    assert worst < 1e-6  # F exact on both sides; our H is differenced (1e-10 a tick, amplified estimating g)
+
+
 def test_nis_of_a_consistent_linear_filter_is_chi_square():
     q, r, steps = np.array([1e-5, 1e-4]), 1e-3, 2000
     model, u, y = simulate_linear(steps, 1, q, r, seed=3)

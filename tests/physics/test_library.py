@@ -154,3 +154,49 @@ def test_analytic_jacobians_match_finite_differences(model):
     np.testing.assert_allclose(
         model.jacobian(x, u, 0.0, p), finite_difference_jacobian(model, x, u, p), rtol=1e-6, atol=1e-6
     )
+
+
+def test_pump_parameter_jacobian_matches_finite_differences():
+    model = PumpLike(efficiency=[1.0, 0.8, 0.6])
+    rng = np.random.default_rng(1)
+    x = np.stack([rng.normal(size=3) * 150.0, rng.normal(size=3) * 1e-3], axis=1)  # ω of both signs
+    u = rng.normal(size=(3, 1)) * 12.0
+    p = model.batch_params(3)
+    names = model.parameters[::-1]  # any order, all of them
+    jac = model.parameter_jacobian(x, u, 0.0, p, names)
+    assert jac.shape == (3, 2, len(names))
+    for j, name in enumerate(names):
+        step = 1e-6 * p[name]
+        up, down = dict(p), dict(p)
+        up[name], down[name] = p[name] + step, p[name] - step
+        difference = (model.derivative(x, u, 0.0, up) - model.derivative(x, u, 0.0, down)) / (2 * step[:, None])
+        np.testing.assert_allclose(jac[:, :, j], difference, rtol=1e-6, atol=1e-12 * np.abs(difference).max())
+    assert model.parameter_jacobian(x, u, 0.0, p, ()).shape == (3, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [FirstOrderLag(), DoubleIntegrator(), MassSpringDamper(), HarmonicOscillator(), TankLevel(), PumpLike()],
+    ids=lambda m: type(m).__name__,
+)
+def test_observation_matrix_is_the_linear_observation(model):
+    x = np.random.default_rng(2).normal(size=(4, model.n_x))
+    c = model.observation_matrix()
+    assert c.shape == (model.n_y, model.n_x)
+    np.testing.assert_array_equal(model.observe(x, np.zeros((4, model.n_u)), model.batch_params(4)), x @ c.T)
+
+
+def test_a_subclass_with_new_equations_does_not_inherit_their_descriptions():
+    class Sensed(PumpLike):
+        def observe(self, x, u, p):
+            return x[:, :1] * 2.0
+
+    class Worn(PumpLike):
+        def derivative(self, x, u, t, p):
+            return 0.5 * super().derivative(x, u, t, p)
+
+    x, u = np.ones((1, 2)), np.ones((1, 1))
+    assert Sensed().observation_matrix() is None  # differenced, not PumpLike's [0 1]
+    assert Sensed().parameter_jacobian(x, u, 0.0, Sensed().batch_params(1), ("efficiency",)) is not None
+    assert Worn().parameter_jacobian(x, u, 0.0, Worn().batch_params(1), ("efficiency",)) is None
+    np.testing.assert_array_equal(Worn().observation_matrix(), [[0.0, 1.0]])
