@@ -120,7 +120,32 @@ class _Instances:
         self.folder.cleanup()
 
 
-class FMU(Block):
+class FMUFile:
+    """The ``path`` param of a block that runs an FMU: resolved in the graph file's folder once loaded.
+
+    The class using it sets ``self._folder = None`` in its constructor.
+    """
+
+    path: str
+    _folder: Path | None
+
+    def locate(self, folder: Path) -> None:
+        """Resolve ``path`` in ``folder``, the folder of the graph file this block was loaded from."""
+        self._folder = Path(folder)
+
+    def file(self) -> Path:
+        """The FMU file that ``path`` names (relative to the graph file's folder once loaded)."""
+        if not isinstance(self.path, str) or not self.path:
+            raise invalid_param(self, "path", "the path of an .fmu file, as a str", self.path)
+        if self._folder is None:
+            return Path(self.path)
+        try:
+            return local_file(self._folder, self.path)
+        except ValueError as exc:
+            raise invalid_param(self, "path", f"a path inside the graph file's folder ({exc})", self.path) from None
+
+
+class FMU(FMUFile, Block):
     """A co-simulation FMU (FMI 2.0 or 3.0) as a block: one FMU instance per asset, advanced by ``doStep``.
 
     Ports come from the FMU's model description: one scalar port per exposed
@@ -201,20 +226,6 @@ class FMU(Block):
         self.start = start
         self._folder: Path | None = None  # the graph file's folder, once loaded (see locate)
         self._finalizer: weakref.finalize | None = None
-
-    def locate(self, folder: Path) -> None:
-        self._folder = Path(folder)
-
-    def file(self) -> Path:
-        """The FMU file that ``path`` names (relative to the graph file's folder once loaded)."""
-        if not isinstance(self.path, str) or not self.path:
-            raise invalid_param(self, "path", "the path of an .fmu file, as a str", self.path)
-        if self._folder is None:
-            return Path(self.path)
-        try:
-            return local_file(self._folder, self.path)
-        except ValueError as exc:
-            raise invalid_param(self, "path", f"a path inside the graph file's folder ({exc})", self.path) from None
 
     def description(self) -> Description:
         """The FMU's model description, read without running anything."""

@@ -24,10 +24,9 @@ import numpy as np
 from twingraph import SimulationError
 from twingraph._optional import require
 from twingraph.errors import invalid_param, quote
-from twingraph.serialize import local_file
 
 from ..physics.ode import ODEModel, as_numbers, common_unit
-from .block import _TRUSTED, UntrustedFMUError, _digest
+from .block import _TRUSTED, FMUFile, UntrustedFMUError, _digest
 from .description import DescriptionError, read_description
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
@@ -55,7 +54,7 @@ class ModelInterface:
     fixed: tuple[bool, ...]
 
 
-class FMUModel(ODEModel):
+class FMUModel(FMUFile, ODEModel):
     """An FMI 2.0 model-exchange FMU as an :class:`~blocks.physics.ode.ODEModel`, parameters estimable.
 
     The states are the FMU's continuous states, ``u`` its Real inputs and
@@ -129,21 +128,6 @@ class FMUModel(ODEModel):
         self.outputs = outputs
         self.start = start
         self._folder: Path | None = None
-
-    def locate(self, folder: Path) -> None:
-        """Resolve ``path`` in ``folder``, the folder of the graph file this block was loaded from."""
-        self._folder = Path(folder)
-
-    def file(self) -> Path:
-        """The FMU file that ``path`` names (relative to the graph file's folder once loaded)."""
-        if not isinstance(self.path, str) or not self.path:
-            raise invalid_param(self, "path", "the path of an .fmu file, as a str", self.path)
-        if self._folder is None:
-            return Path(self.path)
-        try:
-            return local_file(self._folder, self.path)
-        except ValueError as exc:
-            raise invalid_param(self, "path", f"a path inside the graph file's folder ({exc})", self.path) from None
 
     def _interface(self) -> ModelInterface:
         """The interface of the FMU at ``path`` with the selected inputs and outputs (cached per file version)."""

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import twingraph as tg
-from blocks import fmi, physics
+from blocks import fmi
 from blocks.fmi.c_fmus import c_compiler
 
-from .test_block import DT, forces
+from .test_block import DT, assert_matches_native_msd, forces
 
 TOKEN = "{8c4e810f-3df3-4a00-8276-176fa3c9f000}"
 IDENTIFIER = "msd3"
@@ -213,23 +213,7 @@ def test_the_description_is_read_with_units_and_declared_types(msd3_fmu):
 
 @pytest.mark.parametrize("batch", [1, 4])
 def test_the_fmi3_fmu_matches_the_native_mass_spring_damper(msd3_fmu, batch):
-    stiffness = [4.0, 5.0, 6.0, 7.0][:batch]
-    damping = [0.5, 0.2, 0.8, 0.1][:batch]
-    s0 = [1.0, -0.5, 0.0, 2.0][:batch]
-    start = {"stiffness": stiffness, "damping": damping, "s0": s0, "mass": 2.0}
-    fmu_run = tg.Simulator(msd3_graph(str(msd3_fmu), start), batch=batch).run({"F": forces(batch)})
-
-    native = tg.Graph("native", dt=DT)
-    force = native.add(tg.Input("F", shape=(1,)))
-    x0 = np.stack([s0, np.zeros(batch)], axis=1)
-    plant = native.add(physics.MassSpringDamper(mass=2.0, damping=damping, stiffness=stiffness, x0=x0, name="plant"))
-    native.connect(force.out.value, plant.inp.u)
-    native_run = tg.Simulator(native, batch=batch).run({"F": forces(batch)[..., None]})
-
-    x = np.asarray(native_run["plant.x"])
-    np.testing.assert_allclose(np.asarray(fmu_run["plant.s"]), x[..., 0], rtol=0, atol=1e-8)
-    np.testing.assert_allclose(np.asarray(fmu_run["plant.v"]), x[..., 1], rtol=0, atol=1e-8)
-    assert np.ptp(x[..., 0]) > 0.1  # the mass moves
+    assert_matches_native_msd(lambda start: msd3_graph(str(msd3_fmu), start), batch)
 
 
 def test_snapshot_restore_is_exact(msd3_fmu):
