@@ -9,7 +9,7 @@ from twingraph import Block, Graph, Input, SimulationError, Simulator
 from twingraph.errors import check_number, invalid_param
 
 from .estimation import EKF, Residual
-from .physics.ode import ODEModel
+from .physics.ode import ODEModel, checked_model
 
 MAX_LEN = 10_000  # ticks of history a twin keeps by default (a ring buffer)
 
@@ -188,8 +188,7 @@ class TwinSystem:
 
     def _compose(self, physics, residual) -> ODEModel:
         """The twin's model: ``residual`` built on ``physics``, or ``physics`` alone."""
-        if not isinstance(physics, ODEModel):
-            raise invalid_param(self, "physics", "an ODEModel block", physics)
+        checked_model(self, "physics", physics)
         physics.name = physics.name or "physics"
         if residual is None:
             return physics

@@ -5,7 +5,7 @@ import numpy as np
 from twingraph import Block, Context, Signal, SimulationError, units
 from twingraph.errors import check_array, invalid_param
 
-from ..physics.ode import ODEModel, common_unit
+from ..physics.ode import ODEModel, check_estimate, checked_model, common_unit
 
 
 def diagonal(value, size: int) -> np.ndarray:
@@ -56,24 +56,11 @@ class ModelFilter(Block, abstract=True):
         self.p0_params = p0_params
         self.x0 = x0
 
-    def _checked_model(self) -> ODEModel:
-        """``model``, or the ParamError saying that it must be an ODEModel block."""
-        if not isinstance(self.model, ODEModel):
-            raise invalid_param(self, "model", "an ODEModel block", self.model)
-        return self.model
-
     def check_params(self) -> None:
-        model = self._checked_model()
+        model = checked_model(self)
         model.check_params()
-        names = list(model.parameters)
-        estimate = self.estimate
-        if (
-            not isinstance(estimate, (tuple, list))
-            or not all(isinstance(p, str) and p in names for p in estimate)
-            or len(set(estimate)) < len(estimate)
-        ):
-            raise invalid_param(self, "estimate", f"a tuple of distinct names from {names}", estimate)
-        n_x, n_e, n_y = model.n_x, len(estimate), model.n_y
+        check_estimate(self, model)
+        n_x, n_e, n_y = model.n_x, len(self.estimate), model.n_y
         for param, size, per in (
             ("q", n_x, "state"),
             ("q_params", n_e, "estimated parameter"),
@@ -94,7 +81,7 @@ class ModelFilter(Block, abstract=True):
                 raise invalid_param(self, "x0", expected, self.x0)
 
     def input_signals(self) -> dict[str, Signal]:
-        model = self._checked_model()
+        model = checked_model(self)
         ports = {"u": Signal(shape=(model.n_u,), unit=model.input_unit)} if model.n_u else {}
         ports["y"] = Signal(shape=(model.n_y,), unit=model.y_unit)
         return ports

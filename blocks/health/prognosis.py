@@ -26,7 +26,7 @@ import numpy as np
 from twingraph import Block, Context, Signal, WiringError
 from twingraph.errors import check_array, check_choice, check_number, invalid_param
 
-from ..physics.ode import ODEModel
+from ..physics.ode import ODEModel, check_estimate, checked_model
 
 ALARM = Signal(dtype="bool", unit="", description="a detector's alarm, any shape: raised when any element is")
 
@@ -592,18 +592,10 @@ class MonteCarloRUL(Block):
         self.armed = armed
 
     def check_params(self) -> None:
-        model = self.model
-        if not isinstance(model, ODEModel):
-            raise invalid_param(self, "model", "an ODEModel block", model)
+        model = checked_model(self)
         model.check_params()
-        names, estimate = list(model.parameters), self.estimate
-        if (
-            not isinstance(estimate, (tuple, list))
-            or not all(isinstance(p, str) and p in names for p in estimate)
-            or len(set(estimate)) < len(estimate)
-        ):
-            raise invalid_param(self, "estimate", f"a tuple of distinct names from {names}", estimate)
-        variables = [*model.states, *names, *(f"y[{i}]" for i in range(model.n_y))]
+        check_estimate(self, model)
+        variables = [*model.states, *model.parameters, *(f"y[{i}]" for i in range(model.n_y))]
         if not (isinstance(self.variable, str) and self.variable in variables):
             raise invalid_param(self, "variable", f"one of {variables}", self.variable)
         check_number(self, "threshold")

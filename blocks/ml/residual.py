@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from blocks.physics.ode import ODEModel
+from blocks.physics.ode import ODEModel, checked_model
 from twingraph.errors import check_choice, invalid_param
 
 from .nets import TorchModel, check_architecture, mlp, to_tensor, torch_module
@@ -70,9 +70,7 @@ class TorchResidual(TorchModel, ODEModel):
     @property
     def physics(self) -> ODEModel:
         """``model``, or the ParamError saying that it must be an ODEModel block."""
-        if not isinstance(self.model, ODEModel):
-            raise invalid_param(self, "model", "an ODEModel block", self.model)
-        return self.model
+        return checked_model(self)
 
     states = property(lambda self: self.physics.states)
     state_units = property(lambda self: self.physics.state_units)

@@ -376,6 +376,28 @@ class ODEModel(Block, abstract=True):
         self.x_[...] = self.advance(self.x_, u, t, self._dt, self.p_)
 
 
+_OWN = object()
+
+
+def checked_model(owner: Any, param: str = "model", value: Any = _OWN) -> "ODEModel":
+    """``owner``'s param ``param`` (or ``value``) when it is an ODE model, else the ParamError saying so."""
+    model = getattr(owner, param) if value is _OWN else value
+    if not isinstance(model, ODEModel):
+        raise invalid_param(owner, param, "an ODEModel block", model)
+    return model
+
+
+def check_estimate(owner: Any, model: "ODEModel") -> None:
+    """Raise ParamError unless ``owner.estimate`` names distinct parameters of ``model``."""
+    names, estimate = list(model.parameters), owner.estimate
+    if (
+        not isinstance(estimate, (tuple, list))
+        or not all(isinstance(p, str) and p in names for p in estimate)
+        or len(set(estimate)) < len(estimate)
+    ):
+        raise invalid_param(owner, "estimate", f"a tuple of distinct names from {names}", estimate)
+
+
 class FunctionODE(ODEModel):
     """An ODE model from plain functions: ``ẋ = f(x, u, t, p)``, ``y = h(x, u, p)``.
 
