@@ -84,12 +84,8 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarr
     >>> weighted_quantiles(np.array([3.0, 1.0, 2.0]), np.array([0.2, 0.5, 0.3]), np.array([0.5, 0.6, 1.0]))
     array([1., 2., 3.])
     """
-    order = np.argsort(values, axis=0)
-    ordered = np.take_along_axis(values, order, axis=0)
-    cumulative = np.cumsum(np.take_along_axis(np.broadcast_to(weights, values.shape), order, axis=0), axis=0)
-    below = cumulative[None] < np.reshape(levels, (-1,) + (1,) * values.ndim)
-    index = np.minimum(below.sum(axis=1), len(values) - 1)
-    return np.take_along_axis(ordered, index, axis=0)
+    weights = np.broadcast_to(weights, values.shape)
+    return np.quantile(values, levels, axis=0, weights=weights, method="inverted_cdf")
 
 
 class ParticleFilter(ModelFilter):
