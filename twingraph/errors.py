@@ -67,14 +67,22 @@ class LoadError(TwinGraphError, ValueError):
     """A saved graph cannot be loaded: not JSON, wrong format, unknown block type, bad value or wiring."""
 
 
+def cut(text: str, limit: int = QUOTE_MAX) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was.
+
+    >>> cut("abcdefgh", limit=4)
+    'abc... (8 characters)'
+    """
+    return text if len(text) <= limit else f"{text[: limit - 1]}... ({len(text)} characters)"
+
+
 def quote(value: Any, limit: int = QUOTE_MAX) -> str:
     """``repr(value)``, cut to ``limit`` characters so that hostile input never floods a message.
 
     >>> quote("x" * 1000, limit=10)
     "'xxxxxxxx... (1002 characters)"
     """
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}... ({len(text)} characters)"
+    return cut(repr(value), limit)
 
 
 def invalid_param(owner: Any, param: str, expected: str, got: Any) -> ParamError:

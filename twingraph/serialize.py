@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .block import Block, block_types
-from .errors import QUOTE_MAX, LoadError, ParamError, TwinGraphError, quote
+from .errors import QUOTE_MAX, LoadError, ParamError, TwinGraphError, cut, quote
 from .graph import Graph
 from .migrate import UPGRADES
 from .simulator import SNAPSHOT_FORMAT
@@ -73,8 +73,8 @@ def _nonfinite_name(x: float) -> str:
 
 
 def _cut(text: str, limit: int = 2 * QUOTE_MAX) -> str:
-    """``text`` (a message that may hold the file's text) cut to ``limit`` characters."""
-    return text if len(text) <= limit else f"{text[: limit - 1]}... ({len(text)} characters)"
+    """A message that may hold the file's text, cut (by default to twice the quoting limit)."""
+    return cut(text, limit)
 
 
 def local_file(folder: str | PathLike, ref: str) -> Path:
