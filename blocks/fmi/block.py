@@ -67,6 +67,22 @@ def trust(path: str) -> str:
     return digest
 
 
+def trusted_bytes(owner: str, path: Path) -> bytes:
+    """The bytes of the FMU file ``path`` that ``owner`` (e.g. "FMU 'plant'") is about to run, if trusted.
+
+    The bytes are read once, hashed, and returned for unpacking: the bytes that
+    run are the bytes trusted. Raises :class:`UntrustedFMUError` otherwise.
+    """
+    data = path.read_bytes()
+    if _digest(data) not in _TRUSTED:
+        raise UntrustedFMUError(
+            f"{owner} would run the native code of {quote(str(path))}, which was not trusted in this "
+            f"process: if you trust that file, call blocks.fmi.trust({quote(str(path))}) first. Loading and "
+            f"validating a graph never run an FMU."
+        )
+    return data
+
+
 def port_name(variable: str) -> str:
     """The port name of an FMU variable: each run of characters other than letters, digits and ``_`` becomes ``_``.
 
@@ -311,14 +327,7 @@ class FMU(FMUFile, Block):
 
     def reset(self, ctx: Context) -> None:
         self.close()
-        path = self.file()
-        data = path.read_bytes()  # hashed, then unpacked: the bytes that run are the bytes trusted
-        if _digest(data) not in _TRUSTED:
-            raise UntrustedFMUError(
-                f"FMU '{self.name}' would run the native code in {quote(str(path))}, which was not trusted in this "
-                f"process: if you trust that file, call blocks.fmi.trust({quote(str(path))}) first. Loading and "
-                f"validating a graph never run an FMU."
-            )
+        data = trusted_bytes(f"FMU '{self.name}'", self.file())
         md = read_description(io.BytesIO(data))
         fmi3 = md.fmi_version != "2.0"
         fmpy_fmi = require("fmpy.fmi3" if fmi3 else "fmpy.fmi2", "fmi", "running FMUs")

@@ -26,7 +26,7 @@ from twingraph._optional import require
 from twingraph.errors import invalid_param, quote
 
 from ..physics.ode import ODEModel, as_numbers, common_unit
-from .block import _TRUSTED, FMUFile, UntrustedFMUError, _digest
+from .block import FMUFile, trusted_bytes
 from .description import DescriptionError, read_description
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
@@ -302,13 +302,7 @@ class Instances:
         self.name = owner.name or "fmu"
         self.key = key
         self.interface = interface
-        data = key[0].read_bytes()
-        if _digest(data) not in _TRUSTED:
-            raise UntrustedFMUError(
-                f"{self.owner} would run the native code of {quote(str(key[0]))}, which was not trusted in this "
-                f"process: call blocks.fmi.trust({quote(str(key[0]))}) first if you trust that file (loading and "
-                f"validating a graph never run it)."
-            )
+        data = trusted_bytes(self.owner, key[0])
         self.folder = tempfile.mkdtemp(prefix="twingraph-fmu-")
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             archive.extractall(self.folder)
