@@ -109,6 +109,14 @@ def _example_pump_fmu() -> str:
     return path
 
 
+@cache
+def _example_cosim_pump_fmu() -> str:
+    """``Pump.fmu`` (co-simulation, pythonfmu) built once per process and trusted: this code made it."""
+    path = str(fmi.examples.pump(_fmu_folder().name))
+    fmi.trust(path)
+    return path
+
+
 EXAMPLES: dict[str, Example] = {
     "Input": Example('Input("u", shape=(2,))', lambda: Input("u", shape=(2,)), {"shape": (0,)}),
     "Output": Example('Output("y")', lambda: Output("y"), {"unit": 3}),
@@ -170,6 +178,13 @@ EXAMPLES: dict[str, Example] = {
         saves=False,
         extra="fmpy",
         compiler=True,
+    ),
+    "CoSimModel": Example(
+        'CoSimModel(path="Pump.fmu", states=("omega", "q"))',
+        lambda: fmi.CoSimModel(path=_example_cosim_pump_fmu(), states=("omega", "q")),
+        {"states": ("voltage_out",)},
+        saves=False,
+        extra="fmpy",
     ),
     # estimation
     "EKF": Example(

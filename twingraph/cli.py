@@ -4,7 +4,7 @@
 
     twingraph validate g.json
     twingraph render g.json -o g.svg
-    twingraph run g.json --inputs data.csv --out history.csv [--steps N] [--batch B]
+    twingraph run g.json --inputs data.csv --out history.csv [--steps N] [--batch B] [--trust FILE ...]
     twingraph info g.json
 
 Installed packages add subcommands through the entry-point group
@@ -32,6 +32,7 @@ from .graph import Graph
 from .scheduler import compile_graph
 from .serialize import load, load_state
 from .simulator import Simulator
+from .trust import trust_file
 
 COMMANDS = "twingraph.commands"  # entry points: name -> run(argv: list[str]) -> str, the message to print
 BUILT_IN = ("validate", "render", "run", "info")  # subcommands that no package can replace
@@ -88,6 +89,8 @@ def _run(args: argparse.Namespace) -> str:
         batch = state["batch"]
     if batch is None and frame is not None and isinstance(frame.index, pd.MultiIndex):
         batch = frame.index.get_level_values("asset").nunique()
+    for path in args.trust or ():  # native code the graph runs (an FMU): trusted here, never by the graph file
+        trust_file(path)
     sim = Simulator(graph, batch=batch or 1, progress=False)
     if state is not None:
         sim.restore(state)
@@ -146,6 +149,8 @@ def _parser(plugins: dict) -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, help="ticks to run (default: the rows of --inputs)")
     run.add_argument("--batch", type=int, help="assets per tick (default: from the saved state or the 'asset' column)")
     run.add_argument("--no-state", action="store_true", help="start from reset even if the file holds a saved state")
+    run.add_argument("--trust", action="append", metavar="FILE",
+                     help="let the graph run the native code of FILE (an .fmu); repeat for several files")
     run.set_defaults(handler=_run)
 
     info = commands.add_parser("info", help="list blocks, ports with their signals, and the execution order")

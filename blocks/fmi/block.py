@@ -13,6 +13,7 @@ import copy
 import hashlib
 import io
 import re
+import shutil
 import tempfile
 import weakref
 import zipfile
@@ -77,8 +78,8 @@ def trusted_bytes(owner: str, path: Path) -> bytes:
     if _digest(data) not in _TRUSTED:
         raise UntrustedFMUError(
             f"{owner} would run the native code of {quote(str(path))}, which was not trusted in this "
-            f"process: if you trust that file, call blocks.fmi.trust({quote(str(path))}) first. Loading and "
-            f"validating a graph never run an FMU."
+            f"process: if you trust that file, call blocks.fmi.trust({quote(str(path))}) first (on the command "
+            f"line: twingraph run --trust FILE). Loading and validating a graph never run an FMU."
         )
     return data
 
@@ -119,21 +120,50 @@ def _fits(dtype: str | None, value: Any) -> bool:
     return is_number(value) and float(value).is_integer()
 
 
-class _Instances:
-    """The unpacked FMU and its instances, one per asset; :meth:`close` terminates and frees them."""
+def settable_before_initialization(variable: Variable) -> bool:
+    """Whether FMI lets a value of ``variable`` be set before initialisation (Instantiated state).
 
-    def __init__(self) -> None:
-        self.folder = tempfile.TemporaryDirectory(prefix="twingraph-fmu-")
-        self.slaves: list = []
+    FMI 2.0 and 3.0 allow it for every variable that is not constant and is a
+    parameter or an input, or whose ``initial`` is ``"exact"`` or ``"approx"``
+    (a start value that the initialisation keeps, or starts iterating from).
+    """
+    return variable.variability != "constant" and (
+        variable.causality in ("parameter", "input") or variable.initial in ("exact", "approx")
+    )
 
-    def close(self) -> None:
-        fmi1 = require("fmpy.fmi1", "fmi", "running FMUs")
-        for slave in self.slaves:
-            with contextlib.suppress(fmi1.FMICallException):  # an instance that failed cannot terminate
-                slave.terminate()
-            slave.freeInstance()
-        self.slaves.clear()
-        self.folder.cleanup()
+
+class Unpacked:
+    """A trusted FMU file unpacked into a temporary folder, and the FMU instances made from it.
+
+    The one place where FMU code is let in: the file's bytes are read once
+    and checked by :func:`trusted_bytes` (``owner``, e.g. ``"FMU 'plant'"``,
+    names who runs it in the refusal); its ``description`` is read from the
+    same bytes that are unpacked. The user appends each fmpy instance made
+    from ``folder`` to ``instances``; :meth:`release`, or the garbage
+    collection of this object, terminates and frees them and deletes the folder.
+    """
+
+    def __init__(self, owner: str, path: Path) -> None:
+        data = trusted_bytes(owner, path)
+        self.description = read_description(io.BytesIO(data))
+        self.folder = tempfile.mkdtemp(prefix="twingraph-fmu-")
+        self.instances: list = []
+        self._finalizer = weakref.finalize(self, _release, self.instances, self.folder)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(self.folder)
+
+    def release(self) -> None:
+        """Terminate and free the instances now and delete the folder (once; later calls do nothing)."""
+        self._finalizer()
+
+
+def _release(instances: list, folder: str) -> None:
+    for instance in instances:
+        with contextlib.suppress(Exception):  # an instance that failed, or was never initialised, cannot terminate
+            instance.terminate()
+        instance.freeInstance()
+    instances.clear()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class FMUFile:
@@ -241,7 +271,7 @@ class FMU(FMUFile, Block):
         self.output_names = output_names
         self.start = start
         self._folder: Path | None = None  # the graph file's folder, once loaded (see locate)
-        self._finalizer: weakref.finalize | None = None
+        self._unpacked: Unpacked | None = None
 
     def description(self) -> Description:
         """The FMU's model description, read without running anything."""
@@ -286,9 +316,8 @@ class FMU(FMUFile, Block):
         values = {}
         for n, value in self.start.items():
             variable = md.variables.get(n)
-            settable = variable is not None and variable.variability != "constant" and (
-                variable.causality in ("parameter", "input") or variable.initial in ("exact", "approx")
-            ) and variable.type in _types(md) and not variable.array
+            settable = variable is not None and settable_before_initialization(variable) and (
+                variable.type in _types(md) and not variable.array)
             if not settable:
                 raise invalid_param(
                     self, "start", f"a dict whose keys name parameters, inputs or variables with a start value "
@@ -327,8 +356,8 @@ class FMU(FMUFile, Block):
 
     def reset(self, ctx: Context) -> None:
         self.close()
-        data = trusted_bytes(f"FMU '{self.name}'", self.file())
-        md = read_description(io.BytesIO(data))
+        unpacked = self._unpacked = Unpacked(f"FMU '{self.name}'", self.file())
+        md = unpacked.description
         fmi3 = md.fmi_version != "2.0"
         fmpy_fmi = require("fmpy.fmi3" if fmi3 else "fmpy.fmi2", "fmi", "running FMUs")
         start = self._start_values(md)
@@ -344,18 +373,14 @@ class FMU(FMUFile, Block):
         self._outputs = self._grouped(md, self._exposed(md, "output_names"))
         dtypes = {call: dtype for dtype, call in types.values()}
         self._values = {k: np.zeros((ctx.batch, len(refs)), dtype=dtypes[k]) for k, (_, refs) in self._outputs.items()}
-        instances = _Instances()
-        self._finalizer = weakref.finalize(self, instances.close)
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            archive.extractall(instances.folder.name)
         for i in range(ctx.batch):
             slave = (fmpy_fmi.FMU3Slave if fmi3 else fmpy_fmi.FMU2Slave)(
                 guid=md.guid,
-                unzipDirectory=instances.folder.name,
+                unzipDirectory=unpacked.folder,
                 modelIdentifier=md.co_simulation.model_identifier,
                 instanceName=f"{self.name}[{i}]",
             )
-            instances.slaves.append(slave)
+            unpacked.instances.append(slave)
             self._call(f"to instantiate asset {i}", slave.instantiate)
             if not fmi3:
                 slave.setupExperiment(startTime=0.0)  # FMI 3.0 takes the start time in enterInitializationMode
@@ -364,7 +389,7 @@ class FMU(FMUFile, Block):
             self._call(f"to initialise asset {i}", slave.enterInitializationMode)
             self._call(f"to initialise asset {i}", slave.exitInitializationMode)
             self._read(i, slave)
-        self._slaves = instances.slaves
+        self._slaves = unpacked.instances
 
     @staticmethod
     def _grouped(md: Description, variables: list[Variable]) -> dict[str, tuple[list[str], list[int]]]:
@@ -406,8 +431,9 @@ class FMU(FMUFile, Block):
 
     def close(self) -> None:
         """Terminate and free the FMU instances now (the next reset makes new ones)."""
-        if self._finalizer is not None:
-            self._finalizer()
+        if self._unpacked is not None:
+            self._unpacked.release()
+        self._unpacked = None
         self._slaves = []
 
     def _state_calls(self) -> tuple[str, ...]:

@@ -31,3 +31,14 @@ def mass_spring_damper(folder: str | Path) -> Path:
     one RK4 step per ``doStep``.
     """
     return build_fmu(SLAVES / "mass_spring_damper.py", folder)
+
+
+def pump(folder: str | Path) -> Path:
+    """Build ``Pump.fmu`` into ``folder`` (``slaves/pump.py``); return its path.
+
+    Input ``voltage``, states ``omega`` and ``q`` (settable before
+    initialisation), output ``flow``, the parameters of
+    :class:`blocks.physics.PumpLike`: that model, one RK4 step per ``doStep``,
+    for :class:`blocks.fmi.CoSimModel`.
+    """
+    return build_fmu(SLAVES / "pump.py", folder)

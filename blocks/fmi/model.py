@@ -5,16 +5,12 @@
 ``y = h(x, u, p)`` through the FMU's own code (FMI 2.0 model exchange, run
 with fmpy), one FMU instance per row of the batch. Everything else, the
 integrator included, is :class:`~blocks.physics.ode.ODEModel`'s.
+:class:`FMUBackedModel` holds what it shares with
+:class:`~blocks.fmi.CoSimModel` (a co-simulation FMU as a model).
 """
 
-import contextlib
 import copy
 import ctypes
-import io
-import shutil
-import tempfile
-import weakref
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +22,8 @@ from twingraph._optional import require
 from twingraph.errors import invalid_param, quote
 
 from ..physics.ode import ODEModel, as_numbers, common_unit
-from .block import FMUFile, trusted_bytes
-from .description import DescriptionError, read_description
+from .block import FMUFile, Unpacked
+from .description import Description, DescriptionError, Variable, read_description
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
@@ -39,6 +35,7 @@ class ModelInterface:
     guid: str
     identifier: str
     states: tuple[str, ...]
+    state_refs: tuple[int, ...]
     state_units: tuple[str | None, ...]
     state_starts: tuple[float | None, ...]
     inputs: tuple[str, ...]
@@ -54,80 +51,25 @@ class ModelInterface:
     fixed: tuple[bool, ...]
 
 
-class FMUModel(FMUFile, ODEModel):
-    """An FMI 2.0 model-exchange FMU as an :class:`~blocks.physics.ode.ODEModel`, parameters estimable.
+class FMUBackedModel(FMUFile, ODEModel, abstract=True):
+    """Base class of the ODE models whose physics an FMU computes: :class:`FMUModel`, :class:`~blocks.fmi.CoSimModel`.
 
-    The states are the FMU's continuous states, ``u`` its Real inputs and
-    ``y`` its Real outputs (each in the order of the model description, or
-    as selected by ``inputs`` and ``outputs``); the parameters are its Real
-    parameters (causality ``parameter``, variability ``fixed`` or
-    ``tunable``), so an estimator can augment and estimate them like a native
-    model's: ``EKF(model=FMUModel("pump.fmu"), estimate=("efficiency",))``.
-    The FMU computes the right-hand side; the integration over each tick is
-    the model's ``integrator`` (``"rk4"`` by default), so the FMU of a model
-    gives the same numbers as the native model with the same integrator.
+    It reads the interface from the model description once per file version
+    (:meth:`_read_interface`, running nothing) and turns it into the
+    :class:`~blocks.physics.ode.ODEModel` attributes: ``states``, ``u`` from
+    the selected Real inputs, ``y`` from the selected Real outputs, the Real
+    parameters (fixed or tunable, with a start value) as ``parameters``,
+    overridden by ``start``. It creates the object that runs the FMU
+    (``evaluator``, from the trusted file, see :class:`~blocks.fmi.block.Unpacked`)
+    on first use and again when a param it depends on changes, never copies
+    it with the model, and lets it free its instances when collected.
 
-    Validating a graph reads the model description only; the FMU's code runs
-    when the model is first evaluated (a simulation, an estimator's step).
-
-    Parameters
-    ----------
-    path : str
-        The ``.fmu`` file (FMI 2.0, with model exchange); relative to the
-        working directory, or to the graph file for a loaded graph.
-    inputs : tuple of str or None
-        The Real inputs that make ``u``, in order; ``None``: all of them.
-    outputs : tuple of str or None
-        The Real outputs that make ``y``, in order; ``None``: all of them
-        (``y = x`` when the FMU has none).
-    start : dict of str to float or sequence, or None
-        Values of FMU parameters, by name: a number or one per asset. The
-        others keep the start value of the model description.
-    x0 : float, array_like or None
-        Initial state as for :class:`~blocks.physics.ode.ODEModel`; ``None``
-        takes the states' start values from the model description.
-    **kwargs
-        ``integrator``, ``substeps``, ``method``, ``rtol``, ``atol``, ``name``
-        as for :class:`~blocks.physics.ode.ODEModel`.
-
-    Ports
-    -----
-    u (in) : the selected inputs, shape ``(n_inputs,)``; absent without inputs.
-    y (out) : the selected outputs, shape ``(n_outputs,)``.
-    x (out) : the continuous states, shape ``(n_x,)``.
-
-    Notes
-    -----
-    Each evaluation of ``f`` or ``h`` for a batch of ``R`` rows loops over
-    ``R`` FMU instances, created the first time that many rows are asked for
-    and kept in Continuous-Time Mode; per row it calls ``fmi2SetTime``,
-    ``fmi2SetContinuousStates``, ``fmi2SetReal`` (inputs) and
-    ``fmi2GetDerivatives`` (``fmi2GetReal`` of the outputs for ``h``). The
-    cost is linear in rows and Python-bound, a few microseconds per call: an
-    EKF with ``n`` augmented states evaluates ``(1 + 2n) B`` rows per RK4
-    stage, a particle filter ``N B``. A parameter that differs from what an
-    instance holds is set as FMI 2.0 asks: a tunable one in Event Mode
-    (``fmi2EnterEventMode``, set, event iteration, back to Continuous-Time
-    Mode), a fixed one by ``fmi2Reset`` and a new initialisation. The FMU is
-    evaluated as a pure function of ``(x, u, t, p)``: state and time events
-    (``numberOfEventIndicators > 0``) are not located, and
-    ``fmi2CompletedIntegratorStep`` is not called, so use it for FMUs whose
-    right-hand side is smooth between ticks. The instances are not copied with
-    the block (a copy creates its own) and are freed with it.
-
-    Examples
-    --------
-    See ``docs/guides/fmi.md``: an EKF estimating the efficiency of a pump
-    from its model-exchange FMU.
+    A subclass sets ``selections`` (the params naming FMU variables, part of
+    the cache keys) and defines :meth:`_read_interface` (usually with
+    :meth:`_interface_of`) and :meth:`_evaluator`.
     """
 
-    def __init__(self, path: str | None = None, inputs=None, outputs=None, start=None, x0=None, **kwargs) -> None:
-        super().__init__(x0, **kwargs)
-        self.path = path
-        self.inputs = inputs
-        self.outputs = outputs
-        self.start = start
-        self._folder: Path | None = None
+    selections: tuple[str, ...] = ("inputs", "outputs")
 
     def _interface(self) -> ModelInterface:
         """The interface of the FMU at ``path`` with the selected inputs and outputs (cached per file version)."""
@@ -136,7 +78,7 @@ class FMUModel(FMUFile, ODEModel):
             stat = path.stat()
         except OSError as exc:
             raise invalid_param(self, "path", f"an existing .fmu file ({exc.strerror})", self.path) from None
-        key = (str(path), stat.st_mtime_ns, stat.st_size, _frozen(self.inputs), _frozen(self.outputs))
+        key = (str(path), stat.st_mtime_ns, stat.st_size, *self._selection_key())
         cached = self.__dict__.get("_cached_interface")
         if cached is None or cached[0] != key:
             cached = key, self._read_interface(path)
@@ -144,27 +86,42 @@ class FMUModel(FMUFile, ODEModel):
         return cached[1]
 
     def _read_interface(self, path: Path) -> ModelInterface:
+        """The interface of the FMU file ``path``, from its model description (ParamError naming the problem)."""
+        raise NotImplementedError
+
+    def _evaluator(self, key: tuple, interface: ModelInterface) -> Any:
+        """The object that runs the FMU for this model (its instances made from the trusted file)."""
+        raise NotImplementedError
+
+    def _description(self, path: Path, interface: str, expected: str, fmi3: bool) -> Description:
+        """The model description of ``path``; ParamError saying ``expected`` unless it is FMI 2.0 (or 3.0 when
+        ``fmi3``) and has ``interface`` (``"model_exchange"`` or ``"co_simulation"``)."""
         try:
             description = read_description(path)
         except DescriptionError as exc:
-            raise invalid_param(self, "path", f"an FMI 2.0 .fmu file ({exc})", self.path) from None
-        if description.fmi_version != "2.0":
-            raise invalid_param(self, "path", f"an FMI 2.0 .fmu file (it is an FMI {description.fmi_version} FMU)",
-                                self.path)
-        if description.model_exchange is None:
-            raise invalid_param(self, "path", "an FMU that supports model exchange (this one is co-simulation only)",
-                                self.path)
+            raise invalid_param(self, "path", f"{expected} ({exc})", self.path) from None
+        if description.fmi_version != "2.0" and not fmi3:
+            version = description.fmi_version
+            raise invalid_param(self, "path", f"{expected} in FMI 2.0 (it is an FMI {version} FMU)", self.path)
+        if getattr(description, interface) is None:
+            other = "co-simulation" if interface == "model_exchange" else "model exchange"
+            raise invalid_param(self, "path", f"{expected} (this one is {other} only)", self.path)
+        return description
+
+    def _interface_of(self, description: Description, identifier: str, states: list[Variable]) -> ModelInterface:
+        """The interface of ``description`` with ``states``, the selected Real inputs and outputs, Real parameters."""
         variables = description.variables
-        states = [variables[name] for name in description.states]
-        real = [v for v in variables.values() if v.type == "Real"]
+        kind = "Real" if description.fmi_version == "2.0" else "Float64"
+        real = [v for v in variables.values() if v.type == kind and not v.array]
         inputs = self._selected("inputs", [v.name for v in real if v.causality == "input"])
         outputs = self._selected("outputs", [v.name for v in real if v.causality == "output"])
         parameters = [v for v in real if v.causality == "parameter" and v.variability in ("fixed", "tunable")
-                      and v.start is not None]
+                      and v.start is not None and v not in states]
         return ModelInterface(
             guid=description.guid,
-            identifier=description.model_exchange.model_identifier,
+            identifier=identifier,
             states=tuple(v.name for v in states),
+            state_refs=tuple(v.value_reference for v in states),
             state_units=tuple(v.unit for v in states),
             state_starts=tuple(v.start for v in states),
             inputs=tuple(inputs),
@@ -241,11 +198,9 @@ class FMUModel(FMUFile, ODEModel):
         return np.tile(np.asarray(interface.state_starts, dtype=float), (batch, 1))
 
     def check_params(self) -> None:
-        """Raise ParamError naming the first invalid param: ``path``, ``inputs``, ``outputs``, ``start``, then
-        the solver params, parameter values and ``x0`` as for :class:`~blocks.physics.ode.ODEModel`."""
+        """Raise ParamError naming the first invalid param: ``path``, the selections, ``start``, then the
+        parameter values and ``x0`` as for :class:`~blocks.physics.ode.ODEModel`."""
         interface = self._interface()
-        if not interface.states:
-            raise invalid_param(self, "path", "an FMU with continuous states (this one has none)", self.path)
         start = self.start
         if start is not None:
             if not isinstance(start, dict) or not all(name in interface.parameters for name in start):
@@ -257,18 +212,15 @@ class FMUModel(FMUFile, ODEModel):
                     raise invalid_param(self, "start", f"finite numbers, or one per asset, for {quote(name)}", start)
         super().check_params()
 
-    def derivative(self, x, u, t, p):
-        return self._evaluated().derivatives(x, u, t, p)
+    def _selection_key(self) -> tuple:
+        return tuple(_frozen(getattr(self, param)) for param in self.selections)
 
-    def observe(self, x, u, p):
-        return self._evaluated().outputs(x, u, p)
-
-    def _evaluated(self) -> "Instances":
-        """The FMU instances this block evaluates with, created on first use (and when its params change)."""
+    def _evaluated(self) -> Any:
+        """The ``evaluator`` that runs this model's FMU, created on first use (and when its params change)."""
         instances = self.__dict__.get("_instances")
-        key = (self.file(), _frozen(self.inputs), _frozen(self.outputs))
+        key = (self.file(), *self._selection_key())
         if instances is None or instances.key != key:
-            instances = self._instances = Instances(self, key, self._interface())
+            instances = self._instances = self._evaluator(key, self._interface())
         return instances
 
     def __deepcopy__(self, memo):
@@ -282,6 +234,102 @@ class FMUModel(FMUFile, ODEModel):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "_instances"}
+
+
+
+class FMUModel(FMUBackedModel):
+    """An FMI 2.0 model-exchange FMU as an :class:`~blocks.physics.ode.ODEModel`, parameters estimable.
+
+    The states are the FMU's continuous states, ``u`` its Real inputs and
+    ``y`` its Real outputs (each in the order of the model description, or
+    as selected by ``inputs`` and ``outputs``); the parameters are its Real
+    parameters (causality ``parameter``, variability ``fixed`` or
+    ``tunable``), so an estimator can augment and estimate them like a native
+    model's: ``EKF(model=FMUModel("pump.fmu"), estimate=("efficiency",))``.
+    The FMU computes the right-hand side; the integration over each tick is
+    the model's ``integrator`` (``"rk4"`` by default), so the FMU of a model
+    gives the same numbers as the native model with the same integrator.
+
+    Validating a graph reads the model description only; the FMU's code runs
+    when the model is first evaluated (a simulation, an estimator's step).
+
+    Parameters
+    ----------
+    path : str
+        The ``.fmu`` file (FMI 2.0, with model exchange); relative to the
+        working directory, or to the graph file for a loaded graph.
+    inputs : tuple of str or None
+        The Real inputs that make ``u``, in order; ``None``: all of them.
+    outputs : tuple of str or None
+        The Real outputs that make ``y``, in order; ``None``: all of them
+        (``y = x`` when the FMU has none).
+    start : dict of str to float or sequence, or None
+        Values of FMU parameters, by name: a number or one per asset. The
+        others keep the start value of the model description.
+    x0 : float, array_like or None
+        Initial state as for :class:`~blocks.physics.ode.ODEModel`; ``None``
+        takes the states' start values from the model description.
+    **kwargs
+        ``integrator``, ``substeps``, ``method``, ``rtol``, ``atol``, ``name``
+        as for :class:`~blocks.physics.ode.ODEModel`.
+
+    Ports
+    -----
+    u (in) : the selected inputs, shape ``(n_inputs,)``; absent without inputs.
+    y (out) : the selected outputs, shape ``(n_outputs,)``.
+    x (out) : the continuous states, shape ``(n_x,)``.
+
+    Notes
+    -----
+    Each evaluation of ``f`` or ``h`` for a batch of ``R`` rows loops over
+    ``R`` FMU instances, created the first time that many rows are asked for
+    and kept in Continuous-Time Mode; per row it calls ``fmi2SetTime``,
+    ``fmi2SetContinuousStates``, ``fmi2SetReal`` (inputs) and
+    ``fmi2GetDerivatives`` (``fmi2GetReal`` of the outputs for ``h``). The
+    cost is linear in rows and Python-bound, a few microseconds per call: an
+    EKF with ``n`` augmented states evaluates ``(1 + 2n) B`` rows per RK4
+    stage, a particle filter ``N B``. A parameter that differs from what an
+    instance holds is set as FMI 2.0 asks: a tunable one in Event Mode
+    (``fmi2EnterEventMode``, set, event iteration, back to Continuous-Time
+    Mode), a fixed one by ``fmi2Reset`` and a new initialisation. The FMU is
+    evaluated as a pure function of ``(x, u, t, p)``: state and time events
+    (``numberOfEventIndicators > 0``) are not located, and
+    ``fmi2CompletedIntegratorStep`` is not called, so use it for FMUs whose
+    right-hand side is smooth between ticks. The instances are not copied with
+    the block (a copy creates its own) and are freed with it.
+
+    Examples
+    --------
+    See ``docs/guides/fmi.md``: an EKF estimating the efficiency of a pump
+    from its model-exchange FMU.
+    """
+
+    def __init__(self, path: str | None = None, inputs=None, outputs=None, start=None, x0=None, **kwargs) -> None:
+        super().__init__(x0, **kwargs)
+        self.path = path
+        self.inputs = inputs
+        self.outputs = outputs
+        self.start = start
+        self._folder: Path | None = None
+
+    def _read_interface(self, path: Path) -> ModelInterface:
+        description = self._description(path, "model_exchange", "an FMU that supports model exchange", False)
+        states = [description.variables[name] for name in description.states]
+        return self._interface_of(description, description.model_exchange.model_identifier, states)
+
+    def check_params(self) -> None:
+        if not self._interface().states:
+            raise invalid_param(self, "path", "an FMU with continuous states (this one has none)", self.path)
+        super().check_params()
+
+    def _evaluator(self, key: tuple, interface: ModelInterface) -> "Instances":
+        return Instances(self, key, interface)
+
+    def derivative(self, x, u, t, p):
+        return self._evaluated().derivatives(x, u, t, p)
+
+    def observe(self, x, u, p):
+        return self._evaluated().outputs(x, u, p)
 
 
 def _frozen(value: Any) -> Any:
@@ -302,17 +350,13 @@ class Instances:
         self.name = owner.name or "fmu"
         self.key = key
         self.interface = interface
-        data = trusted_bytes(self.owner, key[0])
-        self.folder = tempfile.mkdtemp(prefix="twingraph-fmu-")
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            archive.extractall(self.folder)
-        self.fmus: list = []
+        self.unpacked = Unpacked(self.owner, key[0])
+        self.fmus = self.unpacked.instances
         self.values = np.zeros((0, len(interface.parameters)))
         self._fixed = np.asarray(interface.fixed, dtype=bool)
         self._param_refs = np.asarray(interface.parameter_refs, dtype=np.uint32)
         self._input_refs = (ctypes.c_uint * len(interface.input_refs))(*interface.input_refs)
         self._output_refs = (ctypes.c_uint * len(interface.output_refs))(*interface.output_refs)
-        weakref.finalize(self, _release, self.fmus, self.folder)
 
     def derivatives(self, x: np.ndarray, u: np.ndarray, t: float, p: dict[str, np.ndarray]) -> np.ndarray:
         """``ẋ`` for every row: ``x (R, n_x)``, ``u (R, n_u)``, ``p`` of ``(R,)`` arrays."""
@@ -376,7 +420,7 @@ class Instances:
                 fmu = self.fmi2.FMU2Model(
                     guid=self.interface.guid,
                     modelIdentifier=self.interface.identifier,
-                    unzipDirectory=self.folder,
+                    unzipDirectory=self.unpacked.folder,
                     instanceName=f"{self.name}[{i}]",
                 )
                 fmu.instantiate()
@@ -431,12 +475,3 @@ def _rows(*arrays: np.ndarray):
         return lambda i: ctypes.cast(base + i * stride, _DOUBLE_P)
 
     return (arrays[0].shape[1], *map(pointers, arrays))
-
-
-def _release(fmus: list, folder: str) -> None:
-    """Free every instance and delete the extracted FMU."""
-    for fmu in fmus:
-        with contextlib.suppress(Exception):  # an instance that failed cannot terminate
-            fmu.terminate()
-        fmu.freeInstance()
-    shutil.rmtree(folder, ignore_errors=True)
