@@ -6,6 +6,7 @@
     twingraph render g.json -o g.svg
     twingraph run g.json --inputs data.csv --out history.csv [--steps N] [--batch B] [--trust FILE ...]
     twingraph info g.json
+    twingraph serve g.json --source URL --sink URL --assets a,b,c --checkpoint DIR
 
 Installed packages add subcommands through the entry-point group
 :data:`COMMANDS` (the ``blocks`` library adds ``twingraph export-fmu``); the
@@ -15,9 +16,16 @@ Input CSV files have a ``time`` column (and an ``asset`` column for a batch of
 several assets) and one column per ``Input`` element, named like history
 columns: ``u`` for a scalar, ``u[0]``, ``u[1]`` for a vector. Errors print one
 message to stderr and exit with status 1.
+
+``serve`` runs the twin as a service (:class:`twingraph.streams.TwinService`)
+until its source ends or SIGTERM/SIGINT arrives; either way it checkpoints,
+prints its counters and exits with status 0. Started again on the same
+checkpoint folder, it resumes where it stopped.
 """
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -35,7 +43,7 @@ from .simulator import Simulator
 from .trust import trust_file
 
 COMMANDS = "twingraph.commands"  # entry points: name -> run(argv: list[str]) -> str, the message to print
-BUILT_IN = ("validate", "render", "run", "info")  # subcommands that no package can replace
+BUILT_IN = ("validate", "render", "run", "info", "serve")  # subcommands that no package can replace
 
 
 def _subsystems(graph: Graph) -> int:
@@ -123,6 +131,58 @@ def _info(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _names(text: str, what: str) -> list[str]:
+    """Comma-separated names, or ``@file`` with one name a line."""
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as file:
+            names = [line.strip() for line in file if line.strip()]
+    else:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise TwinGraphError(f"--{what} names nothing. Got {text!r}.")
+    return names
+
+
+def _fills(items: list[str]) -> dict[str, str]:
+    fills = {}
+    for item in (part for text in items for part in text.split(",") if part):
+        port, sep, choice = item.partition("=")
+        if not sep:
+            raise TwinGraphError(f"--fill takes PORT=hold or PORT=nan. Got {item!r}.")
+        fills[port.strip()] = choice.strip()
+    return fills
+
+
+def _serve(args: argparse.Namespace) -> str:
+    from .streams import TwinService, open_sink, open_source
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    options = {}
+    if args.mapping is not None:
+        with open(args.mapping, encoding="utf-8") as file:
+            options["mapping"] = json.load(file)
+    graph = load(args.graph)
+    service = TwinService(
+        graph,
+        open_source(args.source, **options),
+        [open_sink(url) for url in args.sink],
+        assets=_names(args.assets, "assets"),
+        checkpoint_dir=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        outputs=None if args.outputs is None else _names(args.outputs, "outputs"),
+        fill=_fills(args.fill),
+        clock=args.clock,
+        lateness=args.lateness,
+        log_every=args.log_every,
+        early=args.early,
+    )
+    try:
+        counters = service.run(max_ticks=args.max_ticks)
+    finally:
+        service.close()
+    return f"served '{graph.name}' to tick {service.simulator.tick}; counters {json.dumps(counters.as_dict())}"
+
+
 def _plugin_commands() -> dict:
     """The subcommands that installed packages declare under :data:`COMMANDS`, by name, not yet imported."""
     return {entry.name: entry for entry in entry_points(group=COMMANDS) if entry.name not in BUILT_IN}
@@ -156,7 +216,35 @@ def _parser(plugins: dict) -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="list blocks, ports with their signals, and the execution order")
     info.set_defaults(handler=_info)
 
-    for command in (validate, render, run, info):
+    serve = commands.add_parser("serve", help="run the twin as a live service: records in, results out, checkpoints")
+    serve.add_argument(
+        "--source",
+        required=True,
+        help="data.csv[?speed=X], data.parquet, mqtt://HOST:PORT/TEMPLATE or opc.tcp://HOST:PORT",
+    )
+    serve.add_argument("--sink", action="append", default=[], help="results: .csv, .parquet or mqtt:// (repeatable)")
+    serve.add_argument("--assets", required=True, help="asset names in batch order: a,b,c or @file (one a line)")
+    serve.add_argument("--checkpoint", help="checkpoint folder: resume from it, write to it")
+    serve.add_argument("--checkpoint-every", type=int, default=100, help="ticks between checkpoints (default 100)")
+    serve.add_argument(
+        "--outputs", help="ports to publish: block.port or Output names, comma-separated (default: every Output block)"
+    )
+    serve.add_argument(
+        "--clock",
+        choices=["source", "wall"],
+        default="source",
+        help="close ticks by the records' times (default) or by the wall clock",
+    )
+    serve.add_argument("--fill", action="append", default=[], help="PORT=hold or PORT=nan for ticks without a value")
+    serve.add_argument("--early", action="store_true",
+                       help="step a tick once every asset has every input for it (no wait for the next tick)")
+    serve.add_argument("--lateness", type=float, default=0.0, help="how long a tick waits for late values [s]")
+    serve.add_argument("--log-every", type=float, default=10.0, help="seconds between counter log lines")
+    serve.add_argument("--mapping", help="JSON file of OPC UA node ids to asset and port")
+    serve.add_argument("--max-ticks", type=int, help="stop after this many ticks")
+    serve.set_defaults(handler=_serve)
+
+    for command in (validate, render, run, info, serve):
         command.add_argument("graph", help="graph file (JSON) saved by Graph.save")
     for name, entry in plugins.items():  # listed in the help; main() hands them their arguments
         commands.add_parser(name, help=f"from {entry.value.split(':')[0]}; see twingraph {name} --help")

@@ -6,6 +6,7 @@ A :class:`Signal` describes what flows through a port: the per-asset ``shape``
 such as a gain takes the shape, dtype or unit of whatever is connected to it.
 """
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -80,7 +81,7 @@ class Signal:
     @property
     def size(self) -> int:
         """Number of scalar elements per asset (the shape must be known)."""
-        return int(np.prod(self.shape, dtype=int))
+        return math.prod(self.shape)
 
     @property
     def resolved(self) -> bool:
