@@ -203,6 +203,17 @@ EXAMPLES: dict[str, Example] = {
     "EMA": Example("EMA(alpha=0.2)", lambda: anomaly.EMA(alpha=0.2), {"alpha": 0.0}),
     "CUSUM": Example("CUSUM(k=0.5, h=5.0)", lambda: anomaly.CUSUM(), {"h": -1.0}),
     "Threshold": Example("Threshold(upper=1.0)", lambda: anomaly.Threshold(), {"min_duration": 0}),
+    "Projection": Example(
+        "Projection(coefficients=(1.0, -1.0), offset=0.5)",
+        lambda: anomaly.Projection(coefficients=(1.0, -1.0), offset=0.5),
+        {"scale": 0.0},
+    ),
+    "SubspaceDistance": Example(
+        "SubspaceDistance(threshold=3.0, persistence=2)",
+        lambda: anomaly.SubspaceDistance(threshold=3.0, persistence=2),
+        {"persistence": 0},
+        inputs={"u": Signal(shape=(2,))},
+    ),
     # health
     "ParameterHealth": Example(
         'ParameterHealth(param="efficiency", nominal=1.0, failed=0.6)',
@@ -212,6 +223,16 @@ EXAMPLES: dict[str, Example] = {
     ),
     "RUL": Example("RUL(window=20, min_samples=5)", lambda: health.RUL(window=20, min_samples=5), {"window": 2}),
     "ResidualHealth": Example("ResidualHealth(window=20)", lambda: health.ResidualHealth(window=20), {"window": 0}),
+    "ExponentialDegradation": Example(
+        "ExponentialDegradation(loading=(1.0, -0.5), intercept=(0.0, 0.0))",
+        lambda: health.ExponentialDegradation(loading=(1.0, -0.5), intercept=(0.0, 0.0)),
+        {"offset": 0.0},
+    ),
+    "FusedRUL": Example(
+        "FusedRUL(coef=(0.0, 0.5, 0.5), edges=(50.0,), offsets=((-10.0, 5.0), (-20.0, 15.0)))",
+        lambda: health.FusedRUL(coef=(0.0, 0.5, 0.5), edges=(50.0,), offsets=((-10.0, 5.0), (-20.0, 15.0))),
+        {"levels": (0.5,)},
+    ),
     "MonteCarloRUL": Example(
         'MonteCarloRUL(model=PumpLike(), estimate=("efficiency",), variable="y[0]", threshold=0.5, horizon=2.0, '
         "n_samples=20, period=3, future_input=12.0)",
@@ -236,6 +257,9 @@ EXAMPLES: dict[str, Example] = {
     ),
     "NeuralDynamics": Example(
         "NeuralDynamics(hidden=(8,))", lambda: ml.NeuralDynamics(hidden=(8,)), {"n_states": 0}, extra="torch"
+    ),
+    "HealthyBehaviour": Example(
+        "HealthyBehaviour()", lambda: ml.HealthyBehaviour(), inputs={"sensors": Signal(shape=(3,))}
     ),
     "WindowRUL": Example(
         "WindowRUL(window=5, channels=(4,), hidden=8)",

@@ -1,4 +1,5 @@
-"""Anomaly detection on streamed scores: smoothing (EMA), change detection (CUSUM), thresholds.
+"""Anomaly detection on streamed scores: smoothing (EMA), change detection (CUSUM), thresholds, scores of
+residual vectors against a fleet (Projection, SubspaceDistance).
 
 Every detector works elementwise on an input of any shape, batch-vectorised,
 one sample per tick (river's learn-one habit): at tick ``k`` the output uses
@@ -9,6 +10,10 @@ import numpy as np
 
 from twingraph import Block, Context, Signal
 from twingraph.errors import check_choice, check_number, invalid_param
+
+from .ood import Projection, SubspaceDistance
+
+__all__ = ["CUSUM", "EMA", "Projection", "SubspaceDistance", "Threshold"]
 
 RESTARTS = ("alarm", "never")
 

@@ -5,6 +5,8 @@ import numpy as np
 from twingraph import Block, Context, Signal
 from twingraph.errors import check_choice, check_number, invalid_param
 
+from .degradation import ExponentialDegradation
+from .fusion import FusedRUL
 from .prognosis import (
     ALARM,
     MonteCarloRUL,
@@ -20,6 +22,8 @@ from .residual_health import ResidualHealth
 
 __all__ = [
     "RUL",
+    "ExponentialDegradation",
+    "FusedRUL",
     "MonteCarloRUL",
     "ParameterHealth",
     "Prognosis",

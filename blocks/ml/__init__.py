@@ -1,4 +1,5 @@
-"""Machine learning blocks: neural ODEs, learned discrete dynamics, residual corrections, symbolic ODEs, windowed RUL.
+"""Machine learning blocks: neural ODEs, learned discrete dynamics, residual corrections, symbolic ODEs, windowed RUL,
+healthy behaviour.
 
 Importing this package registers its block types and needs neither torch nor
 gplearn; torch is imported when a network is built (``pip install
@@ -8,6 +9,7 @@ gplearn; torch is imported when a network is built (``pip install
 from .data import compute_dx_dt_central, prepare_dynamics_data, prepare_ode_data_from_timeseries
 from .dynamics import NeuralDynamics
 from .expression import ExpressionError, parse
+from .healthy import HealthyBehaviour, fit_healthy_behaviour
 from .learner import Learner
 from .nets import default_dynamics_net
 from .neural_ode import NeuralODE
@@ -18,6 +20,7 @@ from .window_rul import WindowRUL
 
 __all__ = [
     "ExpressionError",
+    "HealthyBehaviour",
     "Learner",
     "NeuralDynamics",
     "NeuralODE",
@@ -26,6 +29,7 @@ __all__ = [
     "WindowRUL",
     "compute_dx_dt_central",
     "default_dynamics_net",
+    "fit_healthy_behaviour",
     "parse",
     "prepare_dynamics_data",
     "prepare_ode_data_from_timeseries",

@@ -100,7 +100,9 @@ class WindowRUL(Block):
 
     Ports
     -----
-    u (in) : ``(F,)`` sensor vector of the current cycle (raw units; normalised inside).
+    u (in) : ``(F,)`` sensor vector of the current cycle (raw units; normalised inside), or any per-cycle
+        feature vector: the turbofan twin feeds the normalised residuals ``z`` of ``HealthyBehaviour``,
+        which makes cycles in different operating conditions comparable.
     valid (in) : bool, False where the asset has no cycle at this tick (before its data starts).
     rul (out) : remaining useful life [cycles]; NaN where the asset has not had a valid cycle yet.
     hi (out) : health indicator in [0, 1] (1 healthy); NaN like ``rul``.
@@ -282,7 +284,7 @@ class WindowRUL(Block):
 
 def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                      epochs: int = 40, batch_size: int = 512, lr: float = 2e-3, low_rul_weight: float = 3.0,
-                     progress: bool = True) -> dict[str, list]:
+                     sample_fraction: float = 1.0, progress: bool = True) -> dict:
     """Fit ``block``'s statistics, ensemble and calibration on every cycle's window of run-to-failure units.
 
     Parameters
@@ -302,6 +304,10 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
         Sample weight ``1 + low_rul_weight * (1 - y / y_max)`` with ``y_max`` the largest target:
         a cycle at failure counts ``1 + low_rul_weight`` times one on the plateau (the late end of
         life is where the error costs most).
+    sample_fraction : float
+        Share of the training windows drawn (without replacement, afresh) in each epoch, in (0, 1]:
+        neighbouring windows of a unit overlap almost entirely, so an epoch over a fraction of them
+        costs that fraction of the time for nearly the same progress.
     progress : bool
         Show a tqdm bar per member.
 
@@ -316,7 +322,10 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     -------
     dict
         ``"train_rmse"``: per member, the list of per-epoch RMSE over the training windows
-        (accumulated during the epoch, dropout on) [cycles].
+        (accumulated during the epoch, dropout on) [cycles]. With ``M >= 2`` also
+        ``"fold"``: each unit's fold, and ``"oof_rul"``: per unit, the calibrated RUL at every
+        cycle [cycles] from the member that did not train on it (cross-validated predictions,
+        from which a later stage can learn how far to trust the block).
 
     Notes
     -----
@@ -337,6 +346,9 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
     if not np.all(np.isfinite(y)) or y.min() < 0 or y.max() <= 0:
         raise ValueError("train_window_rul needs finite targets >= 0 [cycles], not all zero. "
                          f"Got values in [{np.nanmin(y)}, {np.nanmax(y)}] instead.")
+    if not 0 < sample_fraction <= 1:
+        raise ValueError(f"The 'sample_fraction' parameter of train_window_rul must be in (0, 1]. "
+                         f"Got {sample_fraction!r} instead.")
     if block.n_models > len(units):
         raise ValueError(f"train_window_rul cross-fits {block.n_models} members on as many folds of units: "
                          f"it needs at least {block.n_models} units. Got {len(units)} instead.")
@@ -364,7 +376,7 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
             bar = tqdm(range(epochs), desc=f"WindowRUL member {m + 1}/{block.n_models}", disable=not progress)
             net.train()
             for _ in bar:
-                perm = torch.randperm(len(y_m), generator=gen)
+                perm = torch.randperm(len(y_m), generator=gen)[:max(1, round(sample_fraction * len(y_m)))]
                 squared = 0.0
                 for start in range(0, len(perm), batch_size):
                     b = perm[start:start + batch_size]
@@ -375,13 +387,15 @@ def train_window_rul(block: WindowRUL, units: Sequence[np.ndarray], targets: Seq
                     opt.step()
                     squared += float(error2.detach().sum())
                 schedule.step()
-                curve.append(float(np.sqrt(squared / len(y_m))))
+                curve.append(float(np.sqrt(squared / len(perm))))
                 bar.set_postfix(rmse=f"{curve[-1]:.2f}")
             net.eval()
         curves["train_rmse"].append(curve)
     if block.n_models > 1:
         raw = [block.predict_windows(windows[i], nets=[block._nets[fold_of_unit[i]]]) for i in range(len(units))]
         block._calibration = fit_calibration(raw, [np.minimum(t, block.cap) for t in targets], block.cap)
+        curves["fold"] = fold_of_unit
+        curves["oof_rul"] = [block.calibrate(r, np.arange(1, len(r) + 1)) for r in raw]
     return curves
 
 

@@ -244,6 +244,20 @@ class ODEModel(Block, abstract=True):
         """
         return np.eye(self.n_x) if type(self).observe is ODEModel.observe else None
 
+    def event_time(
+        self, x: np.ndarray, u: np.ndarray, p: dict[str, np.ndarray], variable: str, threshold: float, direction: str
+    ) -> np.ndarray | None:
+        """Time [s] until ``variable`` crosses ``threshold``, in closed form, or ``None``: integrate instead.
+
+        ``x (M, n_x)``, ``u (M, n_u)`` held from now on, ``p`` of ``(M,)`` arrays; ``variable`` a
+        state, parameter or ``"y[i]"``, reaching ``threshold`` from above (``direction="below"``)
+        or from below (``"above"``). Returns ``(M,)``: 0 where the event has happened, ``inf``
+        where it never does, NaN where the model has no closed form for that row (those rows are
+        integrated). Only a time-invariant ``ẋ`` may define it; :func:`blocks.health.predict_rul`
+        uses it when the future input is constant and there is no process noise.
+        """
+        return None
+
     def advance(self, x: np.ndarray, u: np.ndarray, t: float, dt: float, p: dict[str, np.ndarray]) -> np.ndarray:
         """Integrate ``x`` from ``t`` to ``t + dt`` with inputs ``u`` held; return the new ``(B, n_x)`` state."""
 

@@ -1,6 +1,7 @@
 """The turbofan twin: WindowRUL block, training, the graph run over a fleet, metrics, the example and its notebook."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from blocks.ml.window_rul import (
     sliding_windows,
     train_window_rul,
 )
-from tests.datasets.synthetic import REAL_DIR, write_synthetic_cmapss
+from tests.datasets.synthetic import write_synthetic_cmapss
 from twingraph import WiringError
 from twingraph.datasets import load_cmapss
 
@@ -27,22 +28,27 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turbofan_engine_de
 sys.path.insert(0, str(EXAMPLE))
 
 import run_turbofan  # noqa: E402
-from turbofan_twin import (  # noqa: E402
-    SENSORS,
-    load_twin,
-    phm08_score,
-    right_aligned,
-    rmse,
-    run_twin,
-    train_model,
-    unit_arrays,
-)
+from health_model import unit_frames  # noqa: E402
+from turbofan_twin import SENSORS, cut_weights, life_targets, load_twin, right_aligned  # noqa: E402
 
 
-def test_metrics_match_hand_computation():
-    pred, true = [10.0, 20.0, 30.0], [12.0, 20.0, 25.0]  # d = -2 (early), 0, +5 (late)
-    assert phm08_score(pred, true) == pytest.approx((np.exp(2 / 13) - 1) + 0.0 + (np.exp(5 / 10) - 1))
-    assert rmse(pred, true) == pytest.approx(np.sqrt((4 + 0 + 25) / 3))
+def rmse(pred, true) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(true, float)) ** 2)))
+
+
+def run_window(model: WindowRUL, x: list[np.ndarray]) -> dict:
+    """A graph of the block alone over units ``x`` (right-aligned): ``(T, B)`` RUL and HI, valid mask."""
+    u, valid = right_aligned(x)
+    g = tg.Graph("window", dt=1.0)
+    g.add(tg.Input("u", shape=(x[0].shape[1],)))
+    g.add(tg.Input("valid", dtype="bool"))
+    g.add(model)
+    g.connect("u.value", f"{model.name}.u")
+    g.connect("valid.value", f"{model.name}.valid")
+    hist = tg.Simulator(g, batch=len(x), log=[f"{model.name}.rul", f"{model.name}.hi"]).run(
+        inputs={"u": u, "valid": valid})
+    return {"rul": hist[f"{model.name}.rul"].reshape(valid.shape), "hi": hist[f"{model.name}.hi"].reshape(valid.shape),
+            "valid": valid}
 
 
 def test_sliding_windows_pad_with_the_first_cycle():
@@ -99,6 +105,13 @@ def test_more_members_than_units_is_rejected():
         train_window_rul(WindowRUL(window=3, n_models=3), x, y, epochs=1, progress=False)
 
 
+def test_a_bad_sample_fraction_is_rejected():
+    x = [np.ones((5, 3)), np.ones((4, 3))]
+    y = [np.arange(5.0)[::-1], np.arange(4.0)[::-1]]
+    with pytest.raises(ValueError, match=r"'sample_fraction' parameter of train_window_rul must be in \(0, 1\]"):
+        train_window_rul(WindowRUL(window=3), x, y, epochs=1, sample_fraction=0.0, progress=False)
+
+
 @pytest.mark.parametrize("bad", [np.nan, -1.0])
 def test_bad_targets_are_rejected_before_training(bad):
     x = [np.ones((5, 3)), np.ones((4, 3))]
@@ -118,14 +131,16 @@ def test_right_aligned_masks_units_of_different_lengths():
 def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cmapss")
     true_rul = write_synthetic_cmapss(folder, units=8, seed=1)
-    return load_cmapss("FD001", folder), true_rul
+    data = load_cmapss("FD001", folder)
+    return data, true_rul, unit_frames(data.train)[2], unit_frames(data.test)[2]
 
 
 @pytest.fixture(scope="module")
 def trained(synthetic):
-    data, _ = synthetic
+    _, _, x, _ = synthetic  # small configuration (seconds): 2 members, 15 epochs
     model = WindowRUL(window=10, alpha=0.5, channels=(8, 16), hidden=16, n_models=2, name="rul")
-    curves = train_model(data, model, epochs=15, lr=3e-3, batch_size=128, progress=False)
+    curves = train_window_rul(model, x, [life_targets(len(a), 135.0) for a in x], epochs=15, lr=3e-3,
+                              batch_size=128, progress=False)
     return model, curves
 
 
@@ -135,42 +150,45 @@ def test_training_lowers_the_error(trained):
         assert len(curve) == 15 and curve[-1] < 0.5 * curve[0]
 
 
-def test_cross_fitting_calibrates_only_an_ensemble(synthetic, trained):
-    model, _ = trained  # 2 members, each trained on half of the units
+def test_cross_fitting_calibrates_an_ensemble_and_returns_out_of_fold_predictions(synthetic, trained):
+    model, curves = trained  # 2 members, each trained on half of the units
     assert not np.allclose(model.weights()["calibration"], IDENTITY_CALIBRATION)
-    data, _ = synthetic
+    _, _, x, _ = synthetic
+    assert sorted(np.unique(curves["fold"])) == [0, 1]
+    for a, fold, oof in zip(x, curves["fold"], curves["oof_rul"]):
+        member = [model._nets[fold]]  # the member that did not train on this unit
+        np.testing.assert_allclose(oof, model.calibrate(model.predict_windows(model.unit_windows(a), member),
+                                                        np.arange(1, len(a) + 1)))
     single = WindowRUL(window=10, alpha=0.5, channels=(4,), hidden=8, n_models=1)
-    train_model(data, single, epochs=1, progress=False)
+    train_window_rul(single, x, [life_targets(len(a), 135.0) for a in x], epochs=1, progress=False)
     np.testing.assert_array_equal(single.weights()["calibration"], IDENTITY_CALIBRATION)
 
 
 def test_training_repeats_exactly_with_the_same_seed(synthetic):
-    data, _ = synthetic
-    _, x = unit_arrays(data.train)
+    _, _, x, _ = synthetic
     y = [np.minimum(np.arange(len(a))[::-1], 125.0) for a in x]
     weights = []
     for _ in range(2):
         model = WindowRUL(window=10, channels=(4,), hidden=8, n_models=2, seed=3)
-        train_window_rul(model, x, y, epochs=2, batch_size=64, progress=False)
+        train_window_rul(model, x, y, epochs=2, batch_size=64, sample_fraction=0.5, progress=False)
         weights.append(model.weights())
     for key, value in weights[0].items():
         np.testing.assert_array_equal(value, weights[1][key])
 
 
-def test_online_twin_matches_the_offline_windows(synthetic, trained):
-    data, _ = synthetic
+def test_online_block_matches_the_offline_windows(synthetic, trained):
+    _, _, _, x = synthetic
     model, _ = trained
-    result = run_twin(model, data.test)
-    _, x = unit_arrays(data.test)
+    result = run_window(model, x)
     for b, a in enumerate(x):
-        offline = model.predict_unit(a)
-        np.testing.assert_allclose(result["rul"][result["valid"][:, b], b], offline, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(result["rul"][result["valid"][:, b], b], model.predict_unit(a), rtol=1e-6,
+                                   atol=1e-6)
 
 
-def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
-    data, true_rul = synthetic
+def test_block_runs_the_fleet_cycle_by_cycle(synthetic, trained):
+    _, true_rul, _, x = synthetic
     model, _ = trained
-    result = run_twin(model, data.test)
+    result = run_window(model, x)
     t_max, units = result["valid"].shape
     assert units == 8 and result["rul"].shape == (t_max, 8) and result["hi"].shape == (t_max, 8)
     assert np.all(np.isnan(result["rul"][~result["valid"]]))  # nothing before a unit's data starts
@@ -180,7 +198,7 @@ def test_twin_runs_the_fleet_cycle_by_cycle(synthetic, trained):
     slopes = [np.polyfit(np.arange(v.sum()), result["rul"][v, b], 1)[0] for b, v in enumerate(result["valid"].T)]
     assert np.mean(slopes) < -0.3  # RUL falls as the synthetic engines wear
     last = result["rul"][-1]
-    true = np.minimum([true_rul[u] for u in result["units"]], 125)
+    true = np.minimum([true_rul[u] for u in sorted(true_rul)], 125)
     assert rmse(last, true) < rmse(np.full(8, np.mean(true)), true)  # better than a constant guess
 
 
@@ -191,41 +209,69 @@ def test_weights_without_the_statistics_are_rejected_naming_the_block(trained):
         WindowRUL(name="rul").load_weights(old_format)
 
 
-def test_a_cut_unit_ends_where_the_whole_unit_passes_that_cycle(synthetic, trained):
-    # what --cv relies on: the twin is causal, so one run of a whole unit scores every cut of it
-    data, _ = synthetic
-    model, _ = trained
-    unit = data.train[data.train["unit"] == 1].sort_values("cycle")
-    whole = run_twin(model, unit)["rul"][:, 0]
-    for length in (31, 60, len(unit) - 1):
-        assert run_twin(model, unit.iloc[:length])["rul"][-1, 0] == pytest.approx(whole[length - 1], abs=1e-9)
-
-
 def test_weights_round_trip_gives_the_same_predictions(synthetic, trained):
-    data, _ = synthetic
+    _, _, _, x = synthetic
     model, _ = trained
     copy = WindowRUL(window=10, alpha=0.5, channels=(8, 16), hidden=16, n_models=2, name="rul")
     copy.load_weights(model.weights())
-    np.testing.assert_array_equal(run_twin(copy, data.test)["rul"], run_twin(model, data.test)["rul"])
+    np.testing.assert_array_equal(run_window(copy, x)["rul"], run_window(model, x)["rul"])
 
 
-def test_example_end_to_end_on_a_tiny_subset(tmp_path):
-    folder = REAL_DIR if (REAL_DIR / "train_FD001.txt").is_file() else tmp_path / "data"
-    if folder != REAL_DIR:
-        write_synthetic_cmapss(folder, units=6)
-    metrics = run_turbofan.main(["--data", str(folder), "--units", "6", "--models", "1", "--epochs", "2",
-                                 "--also", "FD003", "--out", str(tmp_path / "out")])
-    assert np.isfinite(metrics["FD001"]["rmse"]) and np.isfinite(metrics["FD001"]["score"])
-    units = metrics["FD001"]["units"]
-    table = (tmp_path / "out" / "predictions_FD001.csv").read_text().splitlines()
-    assert len(table) == units + 1 and len(SENSORS) == 14
-    again = run_turbofan.main(["--data", str(folder), "--twin", str(tmp_path / "out" / "twin_FD001.json"),
-                               "--also", "--out", str(tmp_path / "again")])
-    assert "train_s" not in again and again["FD001"] == metrics["FD001"]  # the saved twin, not retrained
-    assert (tmp_path / "again" / "predictions_FD001.csv").read_text().splitlines() == table
+@pytest.mark.parametrize("length", [128, 362])
+def test_cut_weights_are_a_distribution_over_test_like_cuts(length):
+    w = cut_weights(length)
+    assert w.shape == (length,) and w.sum() == pytest.approx(1.0) and np.all(w >= 0)
+    assert w[-2] > 0 and w[-1] == 0  # at least one cycle is left to run
+    cuts = np.arange(1, length + 1)
+    assert np.all(w[cuts < min(20, length - 1)] == 0)  # no cut shorter than the shortest test unit
+    assert np.sum(w * cuts) == pytest.approx(0.625 * length, rel=0.05)  # f uniform on [0.25, 1]
 
 
-def test_load_twin_rejects_a_graph_without_the_rul_block(tmp_path):
+TINY = ["--models", "2", "--epochs", "2", "--window", "10", "--channels", "4,8", "--mc-samples", "10"]  # seconds
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    """The example on synthetic files (never the real test files: they are for final reporting only)."""
+    root = tmp_path_factory.mktemp("example")
+    write_synthetic_cmapss(root / "data", units=8, seed=2)
+    metrics = run_turbofan.main(["--data", str(root / "data"), "--out", str(root / "out"), *TINY])
+    return root, metrics
+
+
+def test_example_trains_scores_and_saves_the_twin(example_run):
+    root, metrics = example_run
+    for key in ("rmse", "phm08", "coverage", "width", "alpha_lambda", "crps"):
+        assert np.isfinite(metrics["FD001"][key]) and np.isfinite(metrics["cross-fitted CV"][key])
+    table = (root / "out" / "predictions_FD001.csv").read_text().splitlines()
+    assert len(table) == metrics["FD001"]["units"] + 1 == 9 and len(SENSORS) == 14
+    assert (root / "out" / "twin_FD001.json").is_file() and (root / "out" / "metrics_FD001.csv").is_file()
+    assert len((root / "out" / "test_scorings.csv").read_text().splitlines()) == 1  # every scoring is counted
+
+
+def test_saved_twin_gives_the_same_numbers_in_a_fresh_process(example_run):
+    root, _ = example_run
+    command = [sys.executable, str(EXAMPLE / "run_turbofan.py"), "--twin", str(root / "out" / "twin_FD001.json"),
+               "--test", str(root / "data" / "test_FD001.txt"), "--rul", str(root / "data" / "RUL_FD001.txt"),
+               "--out", str(root / "again")]
+    subprocess.run(command, check=True, capture_output=True, cwd=EXAMPLE.parents[1])
+    again = (root / "again" / "predictions_test_FD001.csv").read_text().splitlines()
+    assert again == (root / "out" / "predictions_FD001.csv").read_text().splitlines()
+
+
+def test_a_test_file_cut_from_training_units_evaluates_by_path(example_run, tmp_path):
+    root, _ = example_run
+    frame = load_cmapss("FD001", root / "data").train
+    run_turbofan.write_cut(frame, tmp_path / "test_cut.txt", tmp_path / "RUL_cut.txt", seed=1)
+    rul = np.loadtxt(tmp_path / "RUL_cut.txt")
+    assert len(rul) == 8 and np.all(rul >= 1)
+    metrics = run_turbofan.main(["--twin", str(root / "out" / "twin_FD001.json"), "--test",
+                                 str(tmp_path / "test_cut.txt"), "--rul", str(tmp_path / "RUL_cut.txt"),
+                                 "--out", str(tmp_path / "out")])
+    assert np.isfinite(metrics["test_cut"]["rmse"])
+
+
+def test_load_twin_rejects_a_graph_without_the_twin_blocks(tmp_path):
     g = tg.Graph("other")
     g.add(tg.Input("sensors", shape=(14,)))
     g.save(tmp_path / "other.json")
@@ -235,11 +281,11 @@ def test_load_twin_rejects_a_graph_without_the_rul_block(tmp_path):
 
 def test_example_cross_validation_uses_only_the_train_file(tmp_path):
     folder = tmp_path / "data"
-    write_synthetic_cmapss(folder, units=6)
+    write_synthetic_cmapss(folder, units=8)
     (folder / "test_FD001.txt").unlink()
-    metrics = run_turbofan.main(["--data", str(folder), "--cv", "2", "--models", "1",
-                                 "--epochs", "2", "--window", "10"])
-    assert metrics["units"] == 6 and np.isfinite(metrics["rmse"]) and np.isfinite(metrics["score_per_100"])
+    metrics = run_turbofan.main(["--data", str(folder), "--cv", "2", "--out", str(tmp_path / "out"), *TINY])
+    assert metrics["cv"]["units"] == 8 and np.isfinite(metrics["cv"]["rmse"]) and np.isfinite(metrics["cv"]["crps"])
+    assert 0 <= metrics["cv"]["coverage"] <= 1
 
 
 def test_notebook_executes(tmp_path):
